@@ -1,0 +1,278 @@
+"""Checks that span fields and sections: addresses in their networks, no duplicates,
+unique VRIDs, tables and marks, and every reference pointing at something declared.
+
+Each check takes the parsed sections (only those that parsed) and the inventory,
+and returns PillarErrors; a section that failed to parse is simply skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import netaddr
+from hpc_inventory import Host, expand_groups
+from hpc_schema import Parsed, PillarError, join_path
+from hpc_types import expand
+
+Inventory = dict[str, Host] | None  # None: nodes did not parse, so host references go unchecked
+RESERVED_TABLES = {"local", "main", "default", "unspec"}
+
+
+def items(seq: list) -> list[tuple[int, Any]]:
+    """(index, item) of the items that parsed; a bad item is None and was reported already."""
+    return [(i, x) for i, x in enumerate(seq) if x is not None]
+
+
+def _in(ip: str, cidr: str) -> bool:
+    return netaddr.IPAddress(ip.split("/")[0]) in netaddr.IPNetwork(cidr)
+
+
+def _unknown_hosts(path: str, nodeset: str, inventory: Inventory) -> list[PillarError]:
+    if inventory is None:
+        return []
+    missing = [name for name in expand(nodeset) if name not in inventory]
+    if not missing:
+        return []
+    return [PillarError(path, f"names hosts not declared in nodes: {', '.join(missing)}", nodeset,
+                        refs=tuple(missing))]
+
+
+def _unknown(path: str, value: Any, known: Iterable[str], what: str) -> list[PillarError]:
+    if known is None:
+        return []
+    known = sorted(known)
+    if value is None or value in known:
+        return []
+    hint = f" (declared: {', '.join(known) or 'none'})" if len(known) <= 12 else ""
+    return [PillarError(path, f"is not a declared {what}{hint}", value,
+                        refs=(value,))]
+
+
+def _duplicates(items: Iterable[tuple[str, Any]], what: str) -> list[PillarError]:
+    """Errors for every item whose value was already seen; items are (path, value)."""
+    seen: dict[Any, str] = {}
+    errors = []
+    for path, value in items:
+        if value in seen:
+            errors.append(PillarError(path, f"duplicate {what}, already used at {seen[value]}", value))
+        else:
+            seen[value] = path
+    return errors
+
+
+def check_networks(s: dict, inv: Inventory) -> list[PillarError]:
+    return [
+        PillarError(join_path("networks", name, "gateway"), f"is outside the network {net.cidr}", net.gateway)
+        for name, net in (s.get("networks") or {}).items()
+        if net.gateway and not _in(net.gateway, net.cidr)
+    ]
+
+
+def check_nodes(s: dict, inv: Inventory) -> list[PillarError]:
+    errors: list[PillarError] = []
+    networks = s.get("networks")
+    for gi, group in items(s.get("nodes", [])):
+        if networks is not None:
+            for net in group.interfaces:
+                errors += _unknown(join_path("nodes", gi, "interfaces", net), net, networks, "network")
+        if group.image and "diskless" in s:
+            errors += _unknown(join_path("nodes", gi, "image"), group.image,
+                               [i.name for _, i in items(s["diskless"].images)], "diskless image")
+    hosts = sorted((inv or {}).values(), key=lambda h: h.group)
+    for host in hosts:
+        for net, iface in host.interfaces.items():
+            path = join_path("nodes", host.group, "interfaces", net, "ip")
+            if networks and net in networks and not _in(iface.ip, networks[net].cidr):
+                errors.append(PillarError(path, f"{host.name}'s address is outside {net} {networks[net].cidr}",
+                                          iface.ip))
+    errors += _duplicates(((join_path("nodes", h.group, "interfaces", n, "ip"), i.ip)
+                           for h in hosts for n, i in h.interfaces.items()), "IP address")
+    errors += _duplicates(((join_path("nodes", h.group, "interfaces", n, "mac"), i.mac)
+                           for h in hosts for n, i in h.interfaces.items() if i.mac), "MAC address")
+    return errors + _check_roles(s, hosts)
+
+
+def _check_roles(s: dict, hosts: list[Host]) -> list[PillarError]:
+    """Hostnames follow <prefix><role><id> (seed 001): the role in the name is the declared role."""
+    if "cluster" not in s:
+        return []
+    pattern = re.compile(s["cluster"].hostname_pattern)
+    errors = []
+    for host in hosts:
+        match = pattern.match(host.name)
+        path = join_path("nodes", host.group, "role")
+        if not match:
+            errors.append(PillarError(join_path("nodes", host.group, "nodeset"),
+                                      f"host {host.name} does not match cluster.hostname_pattern", host.name))
+        elif match.group("role") != host.role:
+            errors.append(PillarError(path, f"host {host.name} has role {match.group('role')!r} in its name",
+                                      host.role))
+    return errors
+
+
+def check_lvs(s: dict, inv: Inventory) -> list[PillarError]:
+    lvs, networks = s.get("lvs"), s.get("networks")
+    if lvs is None:
+        return []
+    errors = _unknown_hosts("lvs.directors", lvs.directors, inv) if lvs.directors else []
+    errors += _duplicates(((join_path("lvs.services", i, "name"), svc.name) for i, svc in items(lvs.services)),
+                          "service name")
+    errors += _duplicates(((join_path("lvs.services", i, "port"), (svc.vip, svc.port, svc.protocol))
+                           for i, svc in items(lvs.services)), "virtual service (vip, port, protocol)")
+    for i, svc in items(lvs.services):
+        path = join_path("lvs.services", i)
+        errors += _unknown(join_path(path, "network"), svc.network, networks, "network")
+        if networks and svc.network in networks and not _in(svc.vip, networks[svc.network].cidr):
+            errors.append(PillarError(join_path(path, "vip"), f"is outside {svc.network} "
+                                      f"{networks[svc.network].cidr}", svc.vip))
+        for j, real in items(svc.real_servers):
+            errors += _unknown(join_path(path, "real_servers", j, "host"), real.host, inv, "host")
+        errors += _duplicates(((join_path(path, "real_servers", j, "host"), r.host)
+                               for j, r in items(svc.real_servers)), "real server")
+    return errors
+
+
+def check_keepalived(s: dict, inv: Inventory) -> list[PillarError]:
+    ka, networks = s.get("keepalived"), s.get("networks")
+    if ka is None:
+        return []
+    errors = _duplicates(((join_path("keepalived.instances", i, "name"), x.name)
+                          for i, x in items(ka.instances)), "instance name")
+    # VRRP adverts of one VRID collide on one L2 segment; a VLAN id names the segment when given.
+    def segment(net: str) -> Any:
+        vlan = networks[net].vlan if networks and net in networks else None
+        return ("vlan", vlan) if vlan else ("net", net)
+    errors += _duplicates(((join_path("keepalived.instances", i, "vrid"), (segment(x.network), x.vrid))
+                           for i, x in items(ka.instances)), "VRID on this L2 network")
+    for i, inst in items(ka.instances):
+        path = join_path("keepalived.instances", i)
+        errors += _unknown(join_path(path, "network"), inst.network, networks, "network")
+        errors += _unknown_hosts(join_path(path, "hosts"), inst.hosts, inv)
+        members = expand(inst.hosts)
+        for host in inst.priorities:
+            if host not in members:
+                errors.append(PillarError(join_path(path, "priorities", host), "is not one of the instance's hosts",
+                                          host))
+        for name in members:
+            if inv and name in inv and inst.network not in inv[name].interfaces:
+                errors.append(PillarError(join_path(path, "hosts"), f"host {name} has no interface on "
+                                          f"{inst.network}", inst.hosts))
+        if networks and inst.network in networks:
+            for j, vip in items(inst.virtual_ips):
+                if not _in(vip, networks[inst.network].cidr):
+                    errors.append(PillarError(join_path(path, "virtual_ips", j), f"is outside {inst.network} "
+                                              f"{networks[inst.network].cidr}", vip))
+    return errors
+
+
+def check_policy_routing(s: dict, inv: Inventory) -> list[PillarError]:
+    pr, networks = s.get("policy_routing"), s.get("networks")
+    if pr is None:
+        return []
+    errors = _unknown_hosts("policy_routing.hosts", pr.hosts, inv) if pr.hosts else []
+    tables = [t.name for _, t in items(pr.tables)]
+    errors += _duplicates(((join_path("policy_routing.tables", i, "id"), t.id) for i, t in items(pr.tables)),
+                          "table id")
+    errors += _duplicates(((join_path("policy_routing.tables", i, "name"), t.name)
+                           for i, t in items(pr.tables)), "table name")
+    errors += [PillarError(join_path("policy_routing.tables", i, "name"), "is a name the kernel reserves", t.name)
+               for i, t in items(pr.tables) if t.name in RESERVED_TABLES]
+    ifnames = {i.name for h in _hosts(pr.hosts, inv) for i in h.interfaces.values()}
+    for i, route in items(pr.routes):
+        path = join_path("policy_routing.routes", i)
+        errors += _unknown(join_path(path, "table"), route.table, tables, "table")
+        if route.via and networks and not any(_in(route.via, n.cidr) for n in networks.values()):
+            errors.append(PillarError(join_path(path, "via"), "is outside every declared network", route.via))
+        if route.dev and inv:
+            errors += _unknown(join_path(path, "dev"), route.dev, ifnames, "interface of the routed hosts")
+    marks = pr.marks
+    errors += _duplicates(((join_path("policy_routing.marks", i, "fwmark"), m.fwmark) for i, m in items(marks)),
+                          "fwmark")
+    errors += _duplicates(((join_path("policy_routing.marks", i, "name"), m.name) for i, m in items(marks)),
+                          "mark name")
+    errors += _duplicates(((join_path("policy_routing.marks", i, "priority"), m.priority)
+                           for i, m in items(marks)), "rule priority")
+    for i, mark in items(marks):
+        errors += _unknown(join_path("policy_routing.marks", i, "table"), mark.table, tables, "table")
+    return errors
+
+
+def _hosts(nodeset: str | None, inv: Inventory) -> list[Host]:
+    if inv is None:
+        return []
+    if nodeset is None:
+        return list(inv.values())
+    return [inv[n] for n in expand(nodeset) if n in inv]
+
+
+def check_natrouter(s: dict, inv: Inventory) -> list[PillarError]:
+    nat, networks = s.get("natrouter"), s.get("networks")
+    if nat is None:
+        return []
+    errors = _unknown_hosts("natrouter.hosts", nat.hosts, inv)
+    for key in ("inside", "outside"):
+        net = getattr(nat, key)
+        errors += _unknown(join_path("natrouter", key), net, networks, "network")
+        errors += [PillarError(join_path("natrouter", key), f"host {h.name} has no interface on {net}", net)
+                   for h in _hosts(nat.hosts, inv) if networks and net in networks and net not in h.interfaces]
+    if "keepalived" in s:
+        errors += _unknown("natrouter.vrrp_instance", nat.vrrp_instance,
+                           [x.name for _, x in items(s["keepalived"].instances)], "keepalived instance")
+    return errors
+
+
+def check_frontend(s: dict, inv: Inventory) -> list[PillarError]:
+    fe = s.get("frontend")
+    if fe is None:
+        return []
+    errors = _unknown_hosts("frontend.hosts", fe.hosts, inv)
+    if "lvs" in s:
+        errors += _unknown("frontend.lvs_service", fe.lvs_service, [x.name for _, x in items(s["lvs"].services)],
+                           "lvs service")
+    return errors
+
+
+def check_diskless(s: dict, inv: Inventory) -> list[PillarError]:
+    dl = s.get("diskless")
+    if dl is None:
+        return []
+    names = [i.name for _, i in items(dl.images)]
+    errors = _duplicates(((join_path("diskless.images", i, "name"), x.name) for i, x in items(dl.images)), "image name")
+    errors += _unknown("diskless.server", dl.server, inv, "host")
+    errors += _unknown("diskless.default_image", dl.default_image, names, "image")
+    return errors
+
+
+def check_node(s: dict, inv: Inventory) -> list[PillarError]:
+    node, networks = s.get("node"), s.get("networks")
+    if node is None:
+        return []
+    errors = []
+    for i, net in items(node.hosts_file.networks):
+        errors += _unknown(join_path("node.hosts_file.networks", i), net, networks, "network")
+    for i, mount in items(node.mounts):
+        if mount.hosts:
+            errors += _unknown_hosts(join_path("node.mounts", i, "hosts"), mount.hosts, inv)
+    errors += _duplicates(((join_path("node.mounts", i, "path"), (m.path, m.hosts)) for i, m in items(node.mounts)),
+                          "mount point")
+    return errors
+
+
+CHECKS: list[Callable[[dict, Inventory], list[PillarError]]] = [
+    check_networks, check_nodes, check_lvs, check_keepalived, check_policy_routing,
+    check_natrouter, check_frontend, check_diskless, check_node,
+]
+
+
+def check(parsed: Parsed) -> list[PillarError]:
+    """Every cross-field error of the parsed sections.
+
+    A reference to a name declared by an item that failed to parse is not reported again.
+    """
+    sections = parsed.sections
+    inventory, errors = expand_groups(sections["nodes"]) if "nodes" in sections else (None, [])
+    for rule in CHECKS:
+        errors += rule(sections, inventory)
+    return [e for e in errors if not (e.refs and set(e.refs) <= parsed.shadow)]

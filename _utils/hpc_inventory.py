@@ -1,0 +1,94 @@
+"""The inventory: node groups (``cn[001-128]``) expanded into hosts with their addresses.
+
+An interface gives either its first address and MAC (the i-th node of the set
+gets first + i) or one per node, in nodeset order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import netaddr
+from hpc_schema import NodeGroup, PillarError, join_path
+from hpc_types import expand
+
+
+@dataclass(frozen=True)
+class HostInterface:
+    network: str
+    name: str
+    ip: str
+    mac: str | None
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    role: str
+    group: int  # index of its node group in the pillar, for error paths
+    interfaces: dict[str, HostInterface]  # network name -> interface
+    image: str | None = None
+
+    def ip(self, network: str) -> str | None:
+        iface = self.interfaces.get(network)
+        return iface.ip if iface else None
+
+
+def _nth(values: list[str], index: int, count: int, kind: str) -> str | None:
+    if not values:
+        return None
+    if len(values) == count:
+        return values[index]
+    if kind == "ip":
+        return str(netaddr.IPAddress(values[0]) + index)
+    return str(netaddr.EUI(netaddr.EUI(values[0]).value + index, dialect=netaddr.mac_unix_expanded))
+
+
+def _count_error(group: NodeGroup, gi: int, net: str, kind: str, values: list[str], count: int) -> PillarError | None:
+    if len(values) in (0, 1, count):
+        return None
+    return PillarError(
+        join_path("nodes", gi, "interfaces", net, kind),
+        f"gives {len(values)} values for the {count} nodes of {group.nodeset} (give 1, the first, or {count})",
+        values,
+    )
+
+
+def expand_groups(groups: list[NodeGroup | None]) -> tuple[dict[str, Host], list[PillarError]]:
+    """Hosts by name, and the errors met while expanding (count mismatches, duplicate names)."""
+    hosts: dict[str, Host] = {}
+    errors: list[PillarError] = []
+    for gi, group in enumerate(groups):
+        if group is None:  # failed to parse, reported already
+            continue
+        names = expand(group.nodeset)
+        bad = False
+        for net, iface in group.interfaces.items():
+            for kind, values in (("ip", iface.ip), ("mac", iface.mac)):
+                err = _count_error(group, gi, net, kind, values, len(names))
+                if err:
+                    errors.append(err)
+                    bad = True
+        for index, name in enumerate(names):
+            if name in hosts:
+                first = hosts[name].group
+                errors.append(PillarError(
+                    join_path("nodes", gi, "nodeset"),
+                    f"host {name} is already declared by nodes[{first}]", group.nodeset))
+                continue
+            if bad:
+                continue
+            interfaces = {
+                net: HostInterface(net, iface.name, _nth(iface.ip, index, len(names), "ip"),
+                                   _nth(iface.mac, index, len(names), "mac"))
+                for net, iface in group.interfaces.items()
+            }
+            hosts[name] = Host(name, group.role, gi, interfaces, group.image)
+    return hosts, errors
+
+
+def hosts_of(nodeset: str | None, inventory: dict[str, Host]) -> list[Host]:
+    """The declared hosts of a nodeset (None means every host), unknown names skipped."""
+    if nodeset is None:
+        return list(inventory.values())
+    return [inventory[name] for name in expand(nodeset) if name in inventory]

@@ -1,0 +1,406 @@
+"""The one schema of the cluster pillar: typed sections, checked one by one.
+
+``parse_sections`` parses each section on its own, so an error in one does not
+hide the errors of the others. The cross-section checks live in ``hpc_checks``,
+the nodeset expansion in ``hpc_inventory``, the entry points in ``hpc_pillar``.
+
+Pure Python; no Salt dunders, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from hpc_types import (
+    Cidr,
+    Fwmark,
+    IfName,
+    Int,
+    IPAddress,
+    IPPrefix,
+    Mac,
+    Model,
+    Name,
+    NodeSetStr,
+    Port,
+    RulePriority,
+    Seconds,
+    TableId,
+    expand,
+    Vlan,
+    VrrpPriority,
+    Vrid,
+    Weight,
+)
+from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from typing_extensions import Annotated
+
+# Schedulers built into Debian 12's kernel (CONFIG_IP_VS_*=m): ip_vs_<name>.ko
+IPVS_SCHEDULERS = ("rr", "wrr", "lc", "wlc", "fo", "ovf", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "twos")
+DEFAULT_HOSTNAME_PATTERN = r"^(?P<prefix>[a-z]*?)(?P<role>[a-z]+)(?P<id>[0-9]+)$"
+
+
+def _as_list(value: Any) -> Any:
+    return value if isinstance(value, list) else [value]
+
+
+# ---------------------------------------------------------------- cluster, networks, nodes
+
+
+class Cluster(Model):
+    name: Name
+    domain: str = "cluster.local"
+    prefix: str = Field(default="", pattern=r"^[a-z]*$")
+    hostname_pattern: str = DEFAULT_HOSTNAME_PATTERN
+
+    @field_validator("hostname_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"is not a valid regular expression ({exc})") from None
+        if "role" not in compiled.groupindex:
+            raise ValueError("must have a named group (?P<role>...)")
+        return value
+
+
+class Network(Model):
+    cidr: Cidr
+    gateway: IPAddress | None = None
+    vlan: Vlan | None = None
+    description: str = ""
+
+
+class Interface(Model):
+    """A node group's interface on one network: the first address (counted up per node) or one per node."""
+
+    name: IfName
+    ip: Annotated[list[IPAddress], BeforeValidator(_as_list)]
+    mac: Annotated[list[Mac], BeforeValidator(_as_list)] = []
+
+
+class NodeGroup(Model):
+    nodeset: NodeSetStr
+    role: Name
+    interfaces: dict[Name, Interface] = {}
+    image: Name | None = None  # diskless image these nodes boot
+
+
+# ---------------------------------------------------------------- lvs and keepalived
+
+
+class HealthCheck(Model):
+    type: Literal["tcp"] = "tcp"
+    interval: Annotated[Int, Field(ge=1)] = 5
+    timeout: Annotated[Int, Field(ge=1)] = 3
+    retries: Annotated[Int, Field(ge=1)] = 2
+
+
+class RealServer(Model):
+    host: str
+    port: Port | None = None  # defaults to the service port
+    weight: Weight = 1
+
+
+class LvsService(Model):
+    name: Name
+    network: Name  # where the VIP lives
+    vip: IPAddress
+    port: Port
+    protocol: Literal["tcp", "udp"] = "tcp"
+    scheduler: Literal[IPVS_SCHEDULERS] = "wlc"  # type: ignore[valid-type]
+    persistence: Seconds = 0
+    forward: Literal["nat", "dr", "tun"] = "dr"
+    real_servers: list[RealServer] = []
+    health_check: HealthCheck = HealthCheck()
+
+
+class Lvs(Model):
+    directors: NodeSetStr | None = None
+    services: list[LvsService] = []
+
+
+class VrrpInstance(Model):
+    name: Name
+    vrid: Vrid
+    network: Name
+    hosts: NodeSetStr
+    priorities: dict[str, VrrpPriority] = {}
+    virtual_ips: list[IPPrefix]
+    advert_int: float = Field(default=1.0, gt=0, le=255)
+    vrrp_version: Literal[2, 3] = 2
+    nopreempt: bool = False
+
+    @model_validator(mode="after")
+    def _fast_advert_needs_v3(self) -> VrrpInstance:
+        if self.advert_int < 1 and self.vrrp_version != 3:
+            raise ValueError("advert_int: below 1 s requires vrrp_version 3")
+        return self
+
+
+class Keepalived(Model):
+    instances: list[VrrpInstance] = []
+
+
+# ---------------------------------------------------------------- routing and NAT
+
+
+class Table(Model):
+    id: TableId
+    name: Name
+
+
+class Route(Model):
+    table: Name
+    to: str  # a CIDR or "default"
+    via: IPAddress | None = None
+    dev: IfName | None = None
+
+    @field_validator("to", mode="before")
+    @classmethod
+    def _to(cls, value: Any) -> str:
+        return "default" if value == "default" else TypeAdapter(Cidr).validate_python(value)
+
+
+class Mark(Model):
+    name: Name
+    fwmark: Fwmark
+    table: Name
+    priority: RulePriority = 100
+    users: list[str] = []
+    groups: list[str] = []
+
+
+class PolicyRouting(Model):
+    hosts: NodeSetStr | None = None
+    tables: list[Table] = []
+    routes: list[Route] = []
+    marks: list[Mark] = []
+
+
+class NatRouter(Model):
+    hosts: NodeSetStr
+    inside: Name  # network the marked traffic arrives from
+    outside: Name  # network it leaves by, masqueraded
+    vrrp_instance: Name
+    conntrack_sync: bool = True
+
+
+# ---------------------------------------------------------------- frontend, diskless, node
+
+
+class Frontend(Model):
+    hosts: NodeSetStr
+    lvs_service: Name | None = None
+    client_alive_interval: Seconds = 5
+    client_alive_count_max: Annotated[Int, Field(ge=1)] = 3
+    shared_host_keys: bool = True
+
+
+class Image(Model):
+    name: Name
+    suite: str = "bookworm"
+    packages: list[str] = []
+
+
+class Diskless(Model):
+    server: str | None = None
+    images: list[Image] = []
+    default_image: Name | None = None
+    menu_timeout: Seconds = 5
+
+
+class Resolver(Model):
+    nameservers: list[IPAddress] = Field(min_length=1)
+    search: list[str] = []
+    attempts: Annotated[Int, Field(ge=1, le=5)] = 2
+    timeout: Annotated[Int, Field(ge=1, le=30)] = 1
+    rotate: bool = True
+
+
+class Mount(Model):
+    path: str = Field(pattern=r"^/")
+    device: str
+    fstype: str
+    options: list[str] = ["defaults"]
+    hosts: NodeSetStr | None = None  # default: every node
+    mount: bool = True  # False: fstab entry only
+
+
+class HostsFile(Model):
+    networks: list[Name] = ["admin"]
+    extra: dict[str, IPAddress] = {}
+
+
+class NodeBasics(Model):
+    resolver: Resolver | None = None
+    hosts_file: HostsFile = HostsFile()
+    mounts: list[Mount] = []
+
+
+# ---------------------------------------------------------------- the pillar as a whole
+
+SECTIONS: dict[str, Any] = {
+    "cluster": Cluster,
+    "networks": dict[Name, Network],
+    "nodes": list[NodeGroup],
+    "lvs": Lvs,
+    "keepalived": Keepalived,
+    "policy_routing": PolicyRouting,
+    "natrouter": NatRouter | None,
+    "frontend": Frontend | None,
+    "diskless": Diskless,
+    "node": NodeBasics,
+}
+REQUIRED = ("cluster", "networks", "nodes")
+_ADAPTERS = {key: TypeAdapter(tp) for key, tp in SECTIONS.items()}
+
+
+@dataclass(frozen=True)
+class PillarError:
+    path: str
+    message: str
+    value: Any = None
+    has_value: bool = True
+    refs: tuple[str, ...] = ()  # the names a reference error is about
+
+    def __str__(self) -> str:
+        got = f" (got {self.value!r})" if self.has_value else ""
+        return f"{self.path}: {self.message}{got}"
+
+
+class PillarInvalid(ValueError):
+    def __init__(self, errors: list[PillarError]) -> None:
+        self.errors = errors
+        super().__init__("\n".join(str(e) for e in errors))
+
+
+def join_path(*parts: Any) -> str:
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part != "":
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _message(err: dict) -> str:
+    kind, msg = err["type"], err["msg"]
+    if kind == "missing":
+        return "is required"
+    if kind == "extra_forbidden":
+        return "is not a known key"
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "must be an integer"
+    if kind == "literal_error":
+        return "must be one of " + err["ctx"]["expected"].replace("'", "")
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        op = {"greater_than_equal": ">=", "less_than_equal": "<=", "greater_than": ">", "less_than": "<"}[kind]
+        bound = next(iter(err["ctx"].values()))
+        return f"must be {op} {bound}"
+    return re.sub(r"^(Value|Assertion) error, ", "", msg)
+
+
+def _pydantic_errors(section: str, exc: ValidationError) -> list[PillarError]:
+    errors = []
+    for err in exc.errors():
+        loc, value = _location(err), err.get("input")
+        msg = _message(err)
+        # A model-level check names its field at the start of its message ("advert_int: ...").
+        if err["type"] == "value_error" and re.match(r"^[a-z_]+: ", msg):
+            field, msg = msg.split(": ", 1)
+            loc.append(field)
+            value = value.get(field) if isinstance(value, dict) else value
+        errors.append(PillarError(join_path(section, *loc), msg, value, err["type"] != "missing"))
+    return errors
+
+
+def _location(err: dict) -> list[Any]:
+    # pydantic puts union members and validator tags in the location; they are not keys.
+    return [p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in ("str", "int", "float", "none")))]
+
+
+def _names(raw: Any) -> set[str]:
+    """Names a bad item declares (its name, its nodeset's hosts): references to them are not errors."""
+    if not isinstance(raw, dict):
+        return set()
+    names = {raw["name"]} if isinstance(raw.get("name"), str) else set()
+    try:
+        names.update(expand(str(raw.get("nodeset", ""))))
+    except Exception:  # noqa: BLE001 - an invalid nodeset declares nothing
+        pass
+    return names
+
+
+def _try(tp: Any, raw: Any) -> Any:
+    try:
+        return TypeAdapter(tp).validate_python(raw)
+    except ValidationError:
+        return None
+
+
+def _partial(tp: Any, raw: Any) -> tuple[Any, set[str]]:
+    """What of a failed section still parses, item by item, keeping list indices (bad items -> None)."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is list and isinstance(raw, list):
+        items = [_try(args[0], item) or _partial(args[0], item)[0] for item in raw]
+        return items, set().union(*(_names(r) for r, x in zip(raw, items) if x is None))
+    if typing.get_origin(tp) is dict and isinstance(raw, dict):
+        entries = {k: _try(args[1], v) for k, v in raw.items()}
+        return {k: v for k, v in entries.items() if v is not None}, {k for k, v in entries.items() if v is None}
+    model = next((t for t in (tp, *args) if isinstance(t, type) and issubclass(t, Model)), None)
+    if model is None or not isinstance(raw, dict):
+        return None, set()
+    fields, shadow = {}, set()
+    for name, info in model.model_fields.items():
+        if name not in raw:
+            continue
+        if typing.get_origin(info.annotation) is list and isinstance(raw[name], list):
+            fields[name], names = _partial(info.annotation, raw[name])
+            shadow |= names
+        elif (value := _try(info.annotation, raw[name])) is not None:
+            fields[name] = value
+        else:
+            return None, shadow
+    try:
+        return model.model_validate({**raw, **{k: [] for k in fields if isinstance(fields[k], list)}})\
+            .model_copy(update=fields), shadow
+    except ValidationError:
+        return None, shadow
+
+
+def _parse(key: str, raw: Any) -> tuple[Any, list[PillarError], set[str]]:
+    try:
+        return _ADAPTERS[key].validate_python(raw), [], set()
+    except ValidationError as exc:
+        value, shadow = _partial(SECTIONS[key], raw)
+        return value, _pydantic_errors(key, exc), shadow
+
+
+@dataclass
+class Parsed:
+    sections: dict[str, Any]
+    errors: list[PillarError]
+    shadow: set[str]  # names declared by items that failed to parse
+
+
+def parse_sections(pillar: dict) -> Parsed:
+    """Each section parsed on its own, so an error in one does not hide the others'."""
+    out = Parsed({}, [PillarError(k, "is required", has_value=False) for k in REQUIRED if k not in pillar], set())
+    for key in _ADAPTERS:
+        raw = pillar.get(key)
+        if raw is None and key in REQUIRED:
+            continue
+        if raw is None:
+            raw = None if key in ("natrouter", "frontend") else {}
+        value, errors, shadow = _parse(key, raw)
+        if value is not None or raw is None:
+            out.sections[key] = value
+        out.errors += errors
+        out.shadow |= shadow
+    return out

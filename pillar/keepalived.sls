@@ -1,0 +1,18 @@
+# VRRP between the directors (the SSH VIP) and between the NAT routers (the gateway of table alinat).
+keepalived:
+  instances:
+    - name: lvs_vip
+      vrid: 51
+      network: wan
+      hosts: lablvs[1-2]
+      priorities: {lablvs1: 150, lablvs2: 100}
+      virtual_ips: [10.12.0.10/24]
+      advert_int: 1
+    - name: nat_gw
+      vrid: 52
+      network: ib
+      hosts: labnat[1-2]
+      priorities: {labnat1: 150, labnat2: 100}
+      virtual_ips: [10.13.0.30/16]
+      advert_int: 0.1        # sub-second failover needs VRRPv3
+      vrrp_version: 3
