@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 
-import hpc_pillar
 from salt.exceptions import CommandExecutionError
+
+import hpc_pillar
 
 log = logging.getLogger(__name__)
 __virtualname__ = "hpc"

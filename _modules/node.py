@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from salt.exceptions import CommandExecutionError
+
 import hpc_node
 import hpc_pillar
-from salt.exceptions import CommandExecutionError
 
 __virtualname__ = "node"
 

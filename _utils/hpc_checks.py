@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import netaddr
+
 from hpc_inventory import Host, expand_groups
 from hpc_schema import Parsed, PillarError, join_path
 from hpc_types import expand
@@ -50,13 +51,14 @@ def _unknown(path: str, value: Any, known: Iterable[str], what: str) -> list[Pil
                         refs=(value,))]
 
 
-def _duplicates(items: Iterable[tuple[str, Any]], what: str) -> list[PillarError]:
-    """Errors for every item whose value was already seen; items are (path, value)."""
+def _duplicates(items: Iterable[tuple[str, Any]], what: str, shown: Callable[[Any], Any] = lambda v: v,
+                ) -> list[PillarError]:
+    """Errors for every item whose key was already seen; items are (path, key), ``shown`` gives the value."""
     seen: dict[Any, str] = {}
     errors = []
     for path, value in items:
         if value in seen:
-            errors.append(PillarError(path, f"duplicate {what}, already used at {seen[value]}", value))
+            errors.append(PillarError(path, f"duplicate {what}, already used at {seen[value]}", shown(value)))
         else:
             seen[value] = path
     return errors
@@ -120,7 +122,8 @@ def check_lvs(s: dict, inv: Inventory) -> list[PillarError]:
     errors += _duplicates(((join_path("lvs.services", i, "name"), svc.name) for i, svc in items(lvs.services)),
                           "service name")
     errors += _duplicates(((join_path("lvs.services", i, "port"), (svc.vip, svc.port, svc.protocol))
-                           for i, svc in items(lvs.services)), "virtual service (vip, port, protocol)")
+                           for i, svc in items(lvs.services)), "virtual service",
+                          shown=lambda v: f"{v[0]}:{v[1]}/{v[2]}")
     for i, svc in items(lvs.services):
         path = join_path("lvs.services", i)
         errors += _unknown(join_path(path, "network"), svc.network, networks, "network")
@@ -145,7 +148,8 @@ def check_keepalived(s: dict, inv: Inventory) -> list[PillarError]:
         vlan = networks[net].vlan if networks and net in networks else None
         return ("vlan", vlan) if vlan else ("net", net)
     errors += _duplicates(((join_path("keepalived.instances", i, "vrid"), (segment(x.network), x.vrid))
-                           for i, x in items(ka.instances)), "VRID on this L2 network")
+                           for i, x in items(ka.instances)), "VRID on this L2 network",
+                          shown=lambda v: v[1])
     for i, inst in items(ka.instances):
         path = join_path("keepalived.instances", i)
         errors += _unknown(join_path(path, "network"), inst.network, networks, "network")
@@ -256,7 +260,7 @@ def check_node(s: dict, inv: Inventory) -> list[PillarError]:
         if mount.hosts:
             errors += _unknown_hosts(join_path("node.mounts", i, "hosts"), mount.hosts, inv)
     errors += _duplicates(((join_path("node.mounts", i, "path"), (m.path, m.hosts)) for i, m in items(node.mounts)),
-                          "mount point")
+                          "mount point", shown=lambda v: v[0])
     return errors
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import netaddr
+
 from hpc_schema import NodeGroup, PillarError, join_path
 from hpc_types import expand
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 import typing
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from hpc_types import (
     Cidr,
@@ -29,14 +31,12 @@ from hpc_types import (
     RulePriority,
     Seconds,
     TableId,
-    expand,
     Vlan,
-    VrrpPriority,
     Vrid,
+    VrrpPriority,
     Weight,
+    expand,
 )
-from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError, field_validator, model_validator
-from typing_extensions import Annotated
 
 # Schedulers built into Debian 12's kernel (CONFIG_IP_VS_*=m): ip_vs_<name>.ko
 IPVS_SCHEDULERS = ("rr", "wrr", "lc", "wlc", "fo", "ovf", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "twos")
@@ -349,7 +349,7 @@ def _partial(tp: Any, raw: Any) -> tuple[Any, set[str]]:
     args = typing.get_args(tp)
     if typing.get_origin(tp) is list and isinstance(raw, list):
         items = [_try(args[0], item) or _partial(args[0], item)[0] for item in raw]
-        return items, set().union(*(_names(r) for r, x in zip(raw, items) if x is None))
+        return items, set().union(*(_names(r) for r, x in zip(raw, items, strict=False) if x is None))
     if typing.get_origin(tp) is dict and isinstance(raw, dict):
         entries = {k: _try(args[1], v) for k, v in raw.items()}
         return {k: v for k, v in entries.items() if v is not None}, {k for k, v in entries.items() if v is None}

@@ -1,0 +1,59 @@
+# hpcnet: every entry point. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PILLAR ?= pillar
+DEMO_HOST ?= labcn1
+
+.PHONY: help deps venv config check-pillar demo test test-unit test-functional test-integration lint install-hook clean
+
+help:
+	@echo "make demo            apply the example pillar to a local minion with test=True (what would change)"
+	@echo "make test            lint + unit + functional + integration tests (root: namespaces, real salt)"
+	@echo "make check-pillar    validate the pillar for every host [PILLAR=dir]"
+	@echo "make install-hook    git pre-commit hook validating the staged pillar [REPO=dir PILLAR_SUBDIR=pillar]"
+	@echo "make deps venv       install the Debian packages / the Python venv"
+
+deps:
+	tools/setup-debian
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -r requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+config: venv
+	tools/configure $(PILLAR)
+
+check-pillar: venv
+	$(PY) tools/check_pillar.py $(PILLAR)
+
+demo: deps config
+	$(VENV)/bin/salt-call --local --id $(DEMO_HOST) saltutil.sync_all >/dev/null
+	$(VENV)/bin/salt-call --local --id $(DEMO_HOST) --state-output=changes state.apply test=True
+
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test-unit: venv
+	$(PY) -m pytest -q tests/unit
+
+test-functional: venv
+	$(PY) -m pytest -q tests/functional
+
+test-integration: venv
+	tools/private-etc $(PY) -m pytest -q tests/integration
+
+test: deps venv lint
+	$(PY) -m pytest -q tests/unit tests/functional
+	tools/private-etc $(PY) -m pytest -q tests/integration
+
+install-hook:
+	tools/install-hook $(REPO) $(PILLAR_SUBDIR)
+
+clean:
+	rm -rf .salt .pytest_cache
