@@ -14,7 +14,7 @@ from typing import Any
 import netaddr
 
 from hpc_inventory import Host, expand_groups
-from hpc_schema import Parsed, PillarError, join_path
+from hpc_schema import ANY_HOST, Parsed, PillarError, join_path
 from hpc_types import expand
 
 Inventory = dict[str, Host] | None  # None: nodes did not parse, so host references go unchecked
@@ -37,7 +37,7 @@ def _unknown_hosts(path: str, nodeset: str, inventory: Inventory) -> list[Pillar
     if not missing:
         return []
     return [PillarError(path, f"names hosts not declared in nodes: {', '.join(missing)}", nodeset,
-                        refs=tuple(missing))]
+                        refs=tuple(missing), ref_kind="host")]
 
 
 def _unknown(path: str, value: Any, known: Iterable[str], what: str) -> list[PillarError]:
@@ -48,7 +48,7 @@ def _unknown(path: str, value: Any, known: Iterable[str], what: str) -> list[Pil
         return []
     hint = f" (declared: {', '.join(known) or 'none'})" if len(known) <= 12 else ""
     return [PillarError(path, f"is not a declared {what}{hint}", value,
-                        refs=(value,))]
+                        refs=(value,), ref_kind=what)]
 
 
 def _duplicates(items: Iterable[tuple[str, Any]], what: str, shown: Callable[[Any], Any] = lambda v: v,
@@ -83,12 +83,15 @@ def check_nodes(s: dict, inv: Inventory) -> list[PillarError]:
             errors += _unknown(join_path("nodes", gi, "image"), group.image,
                                [i.name for _, i in items(s["diskless"].images)], "diskless image")
     hosts = sorted((inv or {}).values(), key=lambda h: h.group)
+    outside: dict[tuple[int, str], list[Host]] = {}  # one mistake per group and network, however many hosts
     for host in hosts:
         for net, iface in host.interfaces.items():
-            path = join_path("nodes", host.group, "interfaces", net, "ip")
             if networks and net in networks and not _in(iface.ip, networks[net].cidr):
-                errors.append(PillarError(path, f"{host.name}'s address is outside {net} {networks[net].cidr}",
-                                          iface.ip))
+                outside.setdefault((host.group, net), []).append(host)
+    for (gi, net), bad in outside.items():
+        who = f"{bad[0].name}'s address is" if len(bad) == 1 else f"{len(bad)} hosts' addresses ({bad[0].name}...) are"
+        errors.append(PillarError(join_path("nodes", gi, "interfaces", net, "ip"),
+                                  f"{who} outside {net} {networks[net].cidr}", bad[0].interfaces[net].ip))
     errors += _duplicates(((join_path("nodes", h.group, "interfaces", n, "ip"), i.ip)
                            for h in hosts for n, i in h.interfaces.items()), "IP address")
     errors += _duplicates(((join_path("nodes", h.group, "interfaces", n, "mac"), i.mac)
@@ -279,4 +282,10 @@ def check(parsed: Parsed) -> list[PillarError]:
     inventory, errors = expand_groups(sections["nodes"]) if "nodes" in sections else (None, [])
     for rule in CHECKS:
         errors += rule(sections, inventory)
-    return [e for e in errors if not (e.refs and set(e.refs) <= parsed.shadow)]
+    return [e for e in errors if not _declared_by_a_bad_item(e, parsed.shadow)]
+
+
+def _declared_by_a_bad_item(error: PillarError, shadow: set[str]) -> bool:
+    if not error.refs:
+        return False
+    return set(error.refs) <= shadow or (error.ref_kind == "host" and ANY_HOST in shadow)

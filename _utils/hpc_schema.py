@@ -40,6 +40,7 @@ from hpc_types import (
 
 # Schedulers built into Debian 12's kernel (CONFIG_IP_VS_*=m): ip_vs_<name>.ko
 IPVS_SCHEDULERS = ("rr", "wrr", "lc", "wlc", "fo", "ovf", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "twos")
+ANY_HOST = "*"  # in Parsed.shadow: a node group whose hosts cannot be known failed to parse
 DEFAULT_HOSTNAME_PATTERN = r"^(?P<prefix>[a-z]*?)(?P<role>[a-z]+)(?P<id>[0-9]+)$"
 
 
@@ -267,6 +268,7 @@ class PillarError:
     value: Any = None
     has_value: bool = True
     refs: tuple[str, ...] = ()  # the names a reference error is about
+    ref_kind: str = ""  # what those names are: host, network, table, ...
 
     def __str__(self) -> str:
         got = f" (got {self.value!r})" if self.has_value else ""
@@ -330,10 +332,11 @@ def _names(raw: Any) -> set[str]:
     if not isinstance(raw, dict):
         return set()
     names = {raw["name"]} if isinstance(raw.get("name"), str) else set()
-    try:
-        names.update(expand(str(raw.get("nodeset", ""))))
-    except Exception:  # noqa: BLE001 - an invalid nodeset declares nothing
-        pass
+    if "nodeset" in raw:
+        try:
+            names.update(expand(str(raw["nodeset"])))
+        except Exception:  # noqa: BLE001 - an unreadable nodeset may declare any host
+            names.add(ANY_HOST)
     return names
 
 

@@ -9,8 +9,8 @@ import hpc_pillar
 
 # (what is wrong, the change to the example pillar, the exact line expected)
 MISTAKES = [
-    ("address outside its network", ("nodes.4.interfaces.ib.ip", "10.99.0.1"),
-     "nodes[4].interfaces.ib.ip: labcn1's address is outside ib 10.13.0.0/16 (got '10.99.0.1')"),
+    ("address outside its network", ("nodes.4.interfaces.ib.ip", ["10.13.1.1", "10.99.0.1"]),
+     "nodes[4].interfaces.ib.ip: labcn2's address is outside ib 10.13.0.0/16 (got '10.99.0.1')"),
     ("gateway outside its network", ("networks.wan.gateway", "10.99.0.1"),
      "networks.wan.gateway: is outside the network 10.12.0.0/24 (got '10.99.0.1')"),
     ("duplicate MAC across nodesets", ("nodes.5.interfaces.admin.mac", "52:54:00:0b:00:41"),
