@@ -1,41 +1,9 @@
-"""Shared helpers: the example pillar as data, and a way to break a copy of it."""
+"""Fixtures shared by every tier."""
 
 from __future__ import annotations
 
-import copy
-import sys
-from pathlib import Path
-
 import pytest
-import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
-for sub in ("_utils", "lab"):
-    if str(ROOT / sub) not in sys.path:
-        sys.path.insert(0, str(ROOT / sub))
-
-
-def example_pillar() -> dict:
-    """The merged example pillar (pillar/*.sls are plain YAML, assigned to every host)."""
-    data: dict = {}
-    for path in sorted((ROOT / "pillar").glob("*.sls")):
-        if path.name != "top.sls":
-            data.update(yaml.safe_load(path.read_text()))
-    return data
-
-
-def mutate(data: dict, path: str, value) -> dict:
-    """A copy of data with the value at a dotted path (list indices as numbers) replaced."""
-    out = copy.deepcopy(data)
-    keys = [int(k) if k.isdigit() else k for k in path.split(".")]
-    node = out
-    for key in keys[:-1]:
-        node = node[key]
-    if isinstance(node, list) and keys[-1] == len(node):
-        node.append(value)  # one past the end appends
-    else:
-        node[keys[-1]] = value
-    return out
+from testlib import example_pillar
 
 
 @pytest.fixture

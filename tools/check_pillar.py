@@ -49,7 +49,7 @@ class Renderer:
         opts = salt.config.minion_config(None)
         opts.update(
             file_client="local",
-            file_roots={"base": [str(ROOT / "salt"), str(ROOT)]},
+            file_roots={"base": [str(ROOT / "salt"), str(ROOT / "ext")]},
             pillar_roots={"base": [str(pillar_dir)]},
             cachedir=str(cache),
             extension_modules=str(cache / "extmods"),

@@ -1,4 +1,5 @@
-{%- from tpldir ~ "/map.jinja" import node with context %}
+{%- from tpldir ~ "/map.jinja" import node, valid with context %}
+{%- if valid %}
 {%- set resolv = salt['node.resolv_conf']() %}
 {%- if resolv %}
 {#- Nameservers rotated per host by its FQDN (stable across runs), options rotate timeout:1 (seed 001). #}
@@ -35,3 +36,4 @@ node-config-mount-fstab_present-{{ m.path }}:
     - fs_mntops: {{ m.options | json }}
 {%-   endif %}
 {%- endfor %}
+{%- endif %}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import example_pillar, mutate
+from testlib import example_pillar, mutate
 
 import hpc_pillar
 

@@ -1,0 +1,91 @@
+"""A real salt-master and minions (pytest-salt-factories) serving this checkout's state tree.
+
+The minions apply the node states for real, so the tier runs under tools/private-etc:
+a private mount namespace with a copy-on-write /etc. Outside it, the tier refuses to run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from testlib import ROOT
+
+FILE_IGNORE = [r"/__pycache__($|/)"]
+MINION_HPC = {"cluster": "lab", "hostname_pattern": "^(?P<prefix>lab)(?P<role>[a-z]+)(?P<id>[0-9]+)$",
+              "ib_interface_pattern": "^ib[0-9]+$"}
+
+
+def _etc_is_private() -> bool:
+    if os.environ.get("HPCNET_PRIVATE_ETC") != "1":
+        return False
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == "/etc" and " - overlay " in line:
+            return True
+    return False
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_etc():
+    if os.geteuid() != 0 or not _etc_is_private():
+        pytest.fail("the integration tier applies states to /etc: run it as root through "
+                    "tools/private-etc (make test-integration)", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def salt_factories_config():
+    return {"code_dir": str(ROOT), "inject_sitecustomize": False, "start_timeout": 120}
+
+
+@pytest.fixture(scope="module")
+def pillar_dir(tmp_path_factory) -> Path:
+    """A copy of the example pillar the tests may break; mounts go under a throwaway directory."""
+    dest = tmp_path_factory.mktemp("pillar") / "pillar"
+    shutil.copytree(ROOT / "pillar", dest)
+    scratch = tmp_path_factory.mktemp("mnt") / "scratch"
+    node = (dest / "node.sls").read_text().replace("path: /scratch", f"path: {scratch}")
+    (dest / "node.sls").write_text(node)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def master(salt_factories, pillar_dir):
+    overrides = {
+        "file_roots": {"base": [str(ROOT / "salt"), str(ROOT / "ext")]},
+        "file_ignore_regex": FILE_IGNORE,
+        "pillar_roots": {"base": [str(pillar_dir)]},
+        "gather_job_timeout": 5,
+        "state_output": "changes",
+    }
+    factory = salt_factories.salt_master_daemon("hpcnet-master", overrides=overrides)
+    with factory.started():
+        yield factory
+
+
+def _minion(master, minion_id):
+    factory = master.salt_minion_daemon(minion_id, overrides={"hpc": MINION_HPC})
+    return factory
+
+
+@pytest.fixture(scope="module")
+def cn1(master):
+    with _minion(master, "labcn1").started():
+        yield "labcn1"
+
+
+@pytest.fixture(scope="module")
+def cn2(master):
+    with _minion(master, "labcn2").started():
+        yield "labcn2"
+
+
+@pytest.fixture(scope="module")
+def salt_cli(master, cn1, cn2):
+    cli = master.salt_cli(timeout=120)
+    for minion in (cn1, cn2):
+        ret = cli.run("saltutil.sync_all", minion_tgt=minion)
+        assert ret.returncode == 0, ret
+    return cli
