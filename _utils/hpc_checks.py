@@ -267,9 +267,23 @@ def check_node(s: dict, inv: Inventory) -> list[PillarError]:
     return errors
 
 
+def check_secrets(s: dict, inv: Inventory) -> list[PillarError]:
+    secrets, ka = s.get("secrets"), s.get("keepalived")
+    if secrets is None or ka is None:
+        return []
+    known = {x.name: x for _, x in items(ka.instances)}
+    errors = []
+    for name in secrets.keepalived:
+        path = join_path("secrets.keepalived", name)
+        errors += _unknown(path, name, known, "keepalived instance")
+        if name in known and known[name].vrrp_version == 3:
+            errors.append(PillarError(path, "VRRPv3 has no authentication: remove this secret", has_value=False))
+    return errors
+
+
 CHECKS: list[Callable[[dict, Inventory], list[PillarError]]] = [
     check_networks, check_nodes, check_lvs, check_keepalived, check_policy_routing,
-    check_natrouter, check_frontend, check_diskless, check_node,
+    check_natrouter, check_frontend, check_diskless, check_node, check_secrets,
 ]
 
 

@@ -243,6 +243,12 @@ class NodeBasics(Model):
     mounts: list[Mount] = []
 
 
+class Secrets(Model):
+    """Assigned in the pillar's top file only to the hosts that need each secret."""
+
+    keepalived: dict[Name, Annotated[str, Field(min_length=1, max_length=8)]] = {}  # VRRPv2 auth_pass
+
+
 # ---------------------------------------------------------------- the pillar as a whole
 
 SECTIONS: dict[str, Any] = {
@@ -256,8 +262,10 @@ SECTIONS: dict[str, Any] = {
     "frontend": Frontend | None,
     "diskless": Diskless,
     "node": NodeBasics,
+    "secrets": Secrets,
 }
 REQUIRED = ("cluster", "networks", "nodes")
+SECRET_SECTIONS = ("secrets",)
 _ADAPTERS = {key: TypeAdapter(tp) for key, tp in SECTIONS.items()}
 
 
@@ -318,7 +326,8 @@ def _pydantic_errors(section: str, exc: ValidationError) -> list[PillarError]:
             field, msg = msg.split(": ", 1)
             loc.append(field)
             value = value.get(field) if isinstance(value, dict) else value
-        errors.append(PillarError(join_path(section, *loc), msg, value, err["type"] != "missing"))
+        shown = err["type"] != "missing" and section not in SECRET_SECTIONS  # a secret is never printed
+        errors.append(PillarError(join_path(section, *loc), msg, value if shown else None, shown))
     return errors
 
 

@@ -10,3 +10,6 @@ base:
     - frontend
     - diskless
     - node
+  # Secrets reach only the hosts that need them.
+  'lablvs*':
+    - secrets.lvs

@@ -1,6 +1,9 @@
-# Every host validates the pillar first (salt/hpc/validate.sls: order 1, failhard), then applies
-# the subsystems of its role. Subsystems pick their own hosts from the pillar's nodesets.
+# Every host validates the pillar first (salt/hpc/validate.sls: order 1, failhard), then gets every
+# subsystem: each one picks its own hosts from the pillar's nodesets and renders nothing elsewhere.
 base:
   '*':
     - hpc.validate
     - node
+    - keepalived
+    - frontend
+    - diskless

@@ -1,0 +1,55 @@
+"""Login frontends (seeds 000, 001): sshd keepalive settings for this host, from the pillar."""
+
+from __future__ import annotations
+
+from salt.exceptions import CommandExecutionError
+
+import hpc_pillar
+from hpc_types import expand
+
+__virtualname__ = "frontend"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _frontend():
+    try:
+        return hpc_pillar.load(dict(__pillar__)).get("frontend")
+    except hpc_pillar.PillarInvalid as exc:
+        raise CommandExecutionError(f"invalid pillar:\n{exc}") from None
+
+
+def is_frontend():
+    """
+    Whether this host is one of the pillar's login frontends.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' frontend.is_frontend
+    """
+    fe = _frontend()
+    return bool(fe and __opts__["id"] in expand(fe.hosts))
+
+
+def sshd_config():
+    """
+    The sshd_config drop-in of a frontend: keepalive so idle sessions through the VIP survive
+    (seed 000: ClientAliveInterval 5).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labfe*' frontend.sshd_config
+    """
+    fe = _frontend()
+    if not fe:
+        return ""
+    return ("# Managed by Salt (hpcnet frontend) from the cluster pillar.\n"
+            f"ClientAliveInterval {fe.client_alive_interval}\n"
+            f"ClientAliveCountMax {fe.client_alive_count_max}\n"
+            "TCPKeepAlive yes\n")

@@ -1,0 +1,81 @@
+"""keepalived (VRRP and virtual IPs) on this host, rendered from the cluster pillar."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import hpc_keepalived
+from salt.exceptions import CommandExecutionError
+
+import hpc_pillar
+
+__virtualname__ = "keepalived"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _sections():
+    try:
+        return hpc_pillar.load(dict(__pillar__))
+    except hpc_pillar.PillarInvalid as exc:
+        raise CommandExecutionError(f"invalid pillar:\n{exc}") from None
+
+
+def instances():
+    """
+    Names of the VRRP instances this host takes part in.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labnat*' keepalived.instances
+    """
+    return [i.name for i in hpc_keepalived.instances_of(__opts__["id"], _sections()["keepalived"])]
+
+
+def config():
+    """
+    The keepalived.conf of this host ('' when it is in no VRRP instance). Holds the VRRPv2
+    auth_pass of its instances: the state writes it 0600 and never shows its diff.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt lablvs1 keepalived.config
+    """
+    sections = _sections()
+    host = hpc_pillar.inventory(dict(__pillar__)).get(__opts__["id"])
+    if host is None:
+        return ""
+    return hpc_keepalived.render(host, sections["keepalived"], dict(sections["secrets"].keepalived))
+
+
+def notify_script():
+    """
+    The notify hook keepalived runs on every VRRP state change: it fires
+    ``hpc/net/vrrp/<instance>/<state>`` to the master (the master sets the minion id).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labnat*' keepalived.notify_script
+    """
+    salt_call = os.path.join(os.path.dirname(sys.executable), "salt-call")
+    if not os.path.exists(salt_call):
+        salt_call = "salt-call"
+    conf_dir = __opts__.get("conf_dir", "/etc/salt")
+    return f"""#!/bin/sh
+# Managed by Salt (hpcnet keepalived): keepalived calls this as
+#   hpc-notify <instance> <INSTANCE|GROUP> <name> <MASTER|BACKUP|FAULT|STOP> <priority>
+# and it tells the master, which reacts (see salt/reactor). Never blocks keepalived.
+instance="$1"; state="$4"; priority="$5"
+( {salt_call} -c {conf_dir} --retcode-passthrough event.send "hpc/net/vrrp/$instance/$state" \\
+    instance="$instance" state="$state" priority="$priority" >/dev/null 2>&1 & )
+exit 0
+"""

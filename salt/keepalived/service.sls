@@ -1,0 +1,15 @@
+{%- from tpldir ~ "/map.jinja" import keepalived, instances with context %}
+{%- if instances %}
+include:
+  - keepalived.config
+
+{#- A config change reloads (SIGHUP): VRRP state and the VIPs survive a reload, not a restart. #}
+keepalived-service-service-running:
+  service.running:
+    - name: {{ keepalived.service }}
+    - enable: True
+    - reload: True
+    - watch:
+      - file: keepalived-config-file-conf
+      - file: keepalived-config-file-notify
+{%- endif %}

@@ -1,0 +1,43 @@
+"""keepalived.conf rendered per host; secrets reach only that file and never an error message."""
+
+from __future__ import annotations
+
+import hpc_keepalived
+from testlib import mutate
+
+import hpc_pillar
+
+
+def render(pillar, host, auth=None):
+    sections = hpc_pillar.load(pillar)
+    return hpc_keepalived.render(hpc_pillar.inventory(pillar)[host], sections["keepalived"], auth)
+
+
+def test_nat_router_gets_its_instance_with_vrrpv3(pillar):
+    text = render(pillar, "labnat2")
+    assert "vrrp_instance nat_gw {" in text and "vrrp_instance lvs_vip" not in text
+    for line in ("interface ib0", "virtual_router_id 52", "priority 100", "advert_int 0.1", "version 3",
+                 "10.13.0.30/16 dev ib0", 'notify "/etc/keepalived/hpc-notify nat_gw"'):
+        assert f"    {line}\n" in text or f"        {line}\n" in text, line
+
+
+def test_v2_instance_carries_its_auth_pass(pillar):
+    text = render(pillar, "lablvs1", {"lvs_vip": "s3cret"})
+    assert "priority 150" in text and "auth_pass s3cret" in text and "interface eth1" in text
+
+
+def test_host_outside_every_instance_gets_no_config(pillar):
+    assert render(pillar, "labcn1") == ""
+
+
+def test_secret_values_are_never_printed(pillar):
+    data = dict(pillar, secrets={"keepalived": {"lvs_vip": "much-too-long-secret"}})
+    lines = [str(e) for e in hpc_pillar.validate(data)]
+    assert lines == ["secrets.keepalived.lvs_vip: String should have at most 8 characters"]
+    assert "much-too-long" not in "".join(lines)
+
+
+def test_secret_for_a_vrrpv3_instance_is_refused(pillar):
+    data = mutate(pillar, "secrets", {"keepalived": {"nat_gw": "x"}})
+    assert [str(e) for e in hpc_pillar.validate(data)] == [
+        "secrets.keepalived.nat_gw: VRRPv3 has no authentication: remove this secret"]
