@@ -1,0 +1,210 @@
+"""Per-user policy routing (seed 003): our routing tables, fwmark rules, routes and the nft
+marking of the chosen users' and groups' traffic. Reads and writes the kernel through netlink
+(pyroute2) and ``nft``; plans with the pure planners in ``_utils``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+
+import hpc_accounts
+import hpc_marking
+import hpc_routing
+from hpc_routing_kernel import NetlinkRouting
+from salt.exceptions import CommandExecutionError
+
+import hpc_pillar
+from hpc_types import expand
+
+log = logging.getLogger(__name__)
+__virtualname__ = "policy_routing"
+LOCK = "/run/hpcnet-policy-routing.lock"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _section():
+    try:
+        return hpc_pillar.load(dict(__pillar__)).get("policy_routing")
+    except hpc_pillar.PillarInvalid as exc:
+        raise CommandExecutionError(f"invalid pillar:\n{exc}") from None
+
+
+def _routed(section) -> bool:
+    return bool(section and (section.hosts is None or __opts__["id"] in expand(section.hosts)))
+
+
+def _desired(section):
+    """(RoutingState, Marking, missing accounts) this host must have; empty when it is not routed."""
+    if not _routed(section):
+        return hpc_routing.RoutingState(), None, []
+    tables = {t.name: t.id for t in section.tables if t is not None}
+    rules = frozenset(hpc_routing.Rule(m.priority, m.fwmark, tables[m.table]) for m in section.marks if m)
+    routes = frozenset(hpc_routing.Route(tables[r.table], r.to, r.via, r.dev) for r in section.routes if r)
+    sets, missing = [], []
+    for mark in (m for m in section.marks if m is not None):
+        resolved = hpc_accounts.resolve(mark.users, mark.groups)
+        missing += [f"{__opts__['id']}: {what} (mark {mark.name}) is not known on this host"
+                    for what in resolved.missing]
+        sets.append(hpc_marking.MarkSet(mark.name, mark.fwmark, resolved.uids))
+    state = hpc_routing.RoutingState({tid: name for name, tid in tables.items()}, rules, routes)
+    return state, hpc_marking.desired(sets), missing
+
+
+def _nft(args, stdin=None):
+    ret = __salt__["cmd.run_all"](["nft", *args], stdin=stdin, python_shell=False, ignore_retcode=True)
+    return ret["retcode"], ret["stdout"], ret["stderr"]
+
+
+def _read_marking():
+    code, out, _ = _nft(["-j", "list", "table", hpc_marking.FAMILY, hpc_marking.TABLE])
+    return hpc_marking.parse(out) if code == 0 else None
+
+
+def _plan(handle, state, marking):
+    actual = handle.read(set(state.tables) | _owned(handle))
+    return hpc_routing.plan(state, actual), hpc_marking.plan(marking, _read_marking())
+
+
+def _owned(handle) -> set[int]:
+    return set(handle.read(set()).tables)  # our rt_tables file lists what earlier runs owned
+
+
+def _apply_routing(handle, changes):
+    errors = []
+    for change in changes:
+        try:
+            if change.kind == "table":
+                handle.write_tables(change.target)
+            elif change.kind == "rule":
+                (handle.add_rule if change.action == "add" else handle.delete_rule)(change.target)
+            elif change.action == "delete":
+                handle.delete_route(change.target)
+            else:
+                handle.set_route(change.target, replace=change.action == "replace")
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, the rest still applies
+            errors.append(f"{change.describe()}: {exc}")
+    return errors
+
+
+def _apply_marking(marking):
+    text = hpc_marking.render(marking) if marking and marking.sets else hpc_marking.render_delete()
+    code, _, err = _nft(["-c", "-f", "-"], stdin=text)
+    if code != 0:
+        return [f"nft -c refused the marking table: {err.strip()}"]
+    code, _, err = _nft(["-f", "-"], stdin=text)
+    return [] if code == 0 else [f"nft -f failed: {err.strip()}"]
+
+
+def plan():
+    """
+    What applying the pillar would change on this host, in words (routing, then marking),
+    and the users or groups the pillar names that this host does not know.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labcn*' policy_routing.plan
+    """
+    state, marking, missing = _desired(_section())
+    handle = NetlinkRouting()
+    try:
+        routing, marks = _plan(handle, state, marking)
+    finally:
+        handle.close()
+    return {"changes": [c.describe() for c in routing] + marks, "missing": missing}
+
+
+def apply(test=False):
+    """
+    Bring the tables, rules, routes and marking of this host to what the pillar says; remove
+    only what we own. Returns the changes made, errors, and missing accounts (those are
+    reported, the rest still applies). Serialized by a lock: concurrent heals wait their turn.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labcn*' policy_routing.apply
+        salt 'labcn*' policy_routing.apply test=True
+    """
+    state, marking, missing = _desired(_section())
+    os.makedirs(os.path.dirname(LOCK), exist_ok=True)
+    with open(LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        handle = NetlinkRouting()
+        try:
+            routing, marks = _plan(handle, state, marking)
+            changes = [c.describe() for c in routing] + marks
+            if test or not changes:
+                return {"changes": changes, "errors": [], "missing": missing, "applied": False}
+            errors = _apply_routing(handle, routing) + (_apply_marking(marking) if marks else [])
+            left, left_marks = _plan(handle, state, marking)
+        finally:
+            handle.close()
+    errors += [f"still differs after apply: {c.describe()}" for c in left] + \
+              [f"still differs after apply: {m}" for m in left_marks]
+    return {"changes": changes, "errors": errors, "missing": missing, "applied": True}
+
+
+def heal(reason=""):
+    """
+    Re-apply policy routing after a fault (an IB link came back), read the result back, and
+    tell the master: ``hpc/net/routes/restored`` or ``hpc/net/routes/failed``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt labcn1 policy_routing.heal reason='ib0 up'
+    """
+    started = time.monotonic()
+    result = apply()
+    ok = not result["errors"] and not plan()["changes"]
+    tag = "hpc/net/routes/" + ("restored" if ok else "failed")
+    __salt__["event.send"](tag, {"reason": reason, "changes": result["changes"], "errors": result["errors"],
+                                 "seconds": round(time.monotonic() - started, 3)})
+    return dict(result, ok=ok)
+
+
+def clean(test=False):
+    """
+    Remove everything policy routing owns on this host: the rules and routes of the tables our
+    rt_tables file lists, that file, and the nft marking table. Nothing else is touched.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labcn*' policy_routing.clean
+    """
+    handle = NetlinkRouting()
+    try:
+        routing, marks = _plan(handle, hpc_routing.RoutingState(), None)
+        changes = [c.describe() for c in routing] + marks
+        errors = [] if test or not changes else \
+            _apply_routing(handle, routing) + (_apply_marking(None) if marks else [])
+    finally:
+        handle.close()
+    return {"changes": changes, "errors": errors, "applied": not test and bool(changes)}
+
+
+def status():
+    """
+    Whether this host's tables, rules, routes and marks match the pillar.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labcn*' policy_routing.status
+    """
+    section = _section()
+    result = plan()
+    return {"routed": _routed(section), "in_sync": not result["changes"], **result}

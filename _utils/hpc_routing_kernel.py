@@ -1,0 +1,153 @@
+"""The kernel side of policy routing: a small handle over netlink (pyroute2), and a fake.
+
+``NetlinkRouting`` and ``FakeRouting`` offer the same operations; one test suite runs against
+both (the real one in a throwaway network namespace). Parsing netlink messages into the model
+is kept apart (``parse_rule``, ``parse_route``) and tested from recorded messages.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any, Protocol
+
+from hpc_routing import DEFAULT, Route, RoutingState, Rule, parse_rt_tables, rt_tables_file
+
+RT_TABLES_FILE = Path("/etc/iproute2/rt_tables.d/hpcnet.conf")
+SCOPE_LINK = 253
+RTN_UNICAST = 1
+FR_ACT_TO_TBL = 1
+
+
+class RoutingHandle(Protocol):
+    def read(self, tables: set[int]) -> RoutingState: ...
+    def add_rule(self, rule: Rule) -> None: ...
+    def delete_rule(self, rule: Rule) -> None: ...
+    def set_route(self, route: Route, replace: bool) -> None: ...
+    def delete_route(self, route: Route) -> None: ...
+    def write_tables(self, tables: dict[int, str]) -> None: ...
+
+
+def parse_rule(msg: Any) -> Rule | None:
+    """A plain ``fwmark -> lookup table`` rule, or None for any other kind (not ours to model)."""
+    fwmark = msg.get("FRA_FWMARK")
+    if msg["action"] != FR_ACT_TO_TBL or fwmark is None or msg.get("FRA_FWMASK") not in (None, 0xFFFFFFFF):
+        return None
+    table = msg.get("FRA_TABLE") or msg["table"]
+    return Rule(priority=msg.get("FRA_PRIORITY") or 0, fwmark=fwmark, table=table)
+
+
+def parse_route(msg: Any, ifnames: dict[int, str]) -> Route | None:
+    if msg["type"] != RTN_UNICAST:
+        return None
+    dst = DEFAULT if msg["dst_len"] == 0 else f"{msg.get('RTA_DST')}/{msg['dst_len']}"
+    oif = msg.get("RTA_OIF")
+    table = msg.get("RTA_TABLE") or msg["table"]
+    return Route(table=table, dst=dst, gateway=msg.get("RTA_GATEWAY"), dev=ifnames.get(oif) if oif else None)
+
+
+class NetlinkRouting:
+    """The real kernel, through one pyroute2 IPRoute socket of the current network namespace."""
+
+    def __init__(self, rt_tables: Path = RT_TABLES_FILE, ipr: Any = None) -> None:
+        """``ipr``: an IPRoute-like socket (e.g. pyroute2 ``NetNS(name)`` in tests); default: this netns."""
+        if ipr is None:
+            from pyroute2 import IPRoute  # imported here so the fake needs no pyroute2
+
+            ipr = IPRoute()
+        self.ipr = ipr
+        self.rt_tables = rt_tables
+
+    def close(self) -> None:
+        self.ipr.close()
+
+    def _ifnames(self) -> dict[int, str]:
+        return {link["index"]: link.get("IFLA_IFNAME") for link in self.ipr.get_links()}
+
+    def read(self, tables: set[int]) -> RoutingState:
+        rules = {r for r in map(parse_rule, self.ipr.get_rules(family=socket.AF_INET)) if r and r.table in tables}
+        ifnames = self._ifnames()
+        routes = set()
+        for table in tables:
+            for msg in self.ipr.get_routes(family=socket.AF_INET, table=table):
+                route = parse_route(msg, ifnames)
+                if route and route.table == table:
+                    routes.add(route)
+        text = self.rt_tables.read_text() if self.rt_tables.exists() else ""
+        return RoutingState(parse_rt_tables(text), frozenset(rules), frozenset(routes))
+
+    def add_rule(self, rule: Rule) -> None:
+        self.ipr.rule("add", priority=rule.priority, fwmark=rule.fwmark, table=rule.table)
+
+    def delete_rule(self, rule: Rule) -> None:
+        self.ipr.rule("del", priority=rule.priority, fwmark=rule.fwmark, table=rule.table)
+
+    def _route_args(self, route: Route) -> dict:
+        args: dict[str, Any] = {"table": route.table, "dst": "0.0.0.0/0" if route.dst == DEFAULT else route.dst}
+        if route.dev:
+            index = self.ipr.link_lookup(ifname=route.dev)
+            if not index:
+                raise LookupError(f"interface {route.dev} does not exist")
+            args["oif"] = index[0]
+        if route.gateway:
+            args["gateway"] = route.gateway
+        else:
+            args["scope"] = SCOPE_LINK  # like `ip route add ... dev X`: directly reachable
+        return args
+
+    def set_route(self, route: Route, replace: bool) -> None:
+        self.ipr.route("replace" if replace else "add", **self._route_args(route))
+
+    def delete_route(self, route: Route) -> None:
+        args = {"table": route.table, "dst": "0.0.0.0/0" if route.dst == DEFAULT else route.dst}
+        if route.gateway:
+            args["gateway"] = route.gateway
+        self.ipr.route("del", scope=255, **args)  # like `ip route del`: any scope
+
+    def write_tables(self, tables: dict[int, str]) -> None:
+        if not tables:
+            self.rt_tables.unlink(missing_ok=True)
+            return
+        self.rt_tables.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.rt_tables.with_suffix(".tmp")
+        tmp.write_text(rt_tables_file(tables))
+        tmp.replace(self.rt_tables)
+
+
+class FakeRouting:
+    """A dict-backed kernel for unit tests: same operations, same errors for the same mistakes."""
+
+    def __init__(self, links: set[str] | None = None) -> None:
+        self.links = set(links or {"lo", "eth0", "ib0"})
+        self.tables: dict[int, str] = {}
+        self.rules: set[Rule] = set()
+        self.routes: dict[tuple, Route] = {}
+
+    def read(self, tables: set[int]) -> RoutingState:
+        return RoutingState(dict(self.tables), frozenset(r for r in self.rules if r.table in tables),
+                            frozenset(r for r in self.routes.values() if r.table in tables))
+
+    def add_rule(self, rule: Rule) -> None:
+        if rule in self.rules:
+            raise FileExistsError(f"rule exists: {rule}")
+        self.rules.add(rule)
+
+    def delete_rule(self, rule: Rule) -> None:
+        if rule not in self.rules:
+            raise FileNotFoundError(f"no such rule: {rule}")
+        self.rules.remove(rule)
+
+    def set_route(self, route: Route, replace: bool) -> None:
+        if route.dev and route.dev not in self.links:
+            raise LookupError(f"interface {route.dev} does not exist")
+        if not replace and route.key() in self.routes:
+            raise FileExistsError(f"route exists: {route}")
+        self.routes[route.key()] = route
+
+    def delete_route(self, route: Route) -> None:
+        if route.key() not in self.routes:
+            raise FileNotFoundError(f"no such route: {route}")
+        del self.routes[route.key()]
+
+    def write_tables(self, tables: dict[int, str]) -> None:
+        self.tables = dict(tables)

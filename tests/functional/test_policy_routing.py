@@ -1,0 +1,119 @@
+"""policy_routing's execution module on a real kernel: a throwaway network namespace standing in
+for a compute node, with a private /etc (tools/private-etc) so rt_tables.d stays in the sandbox."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+from testlib import ROOT, example_pillar, mutate
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network namespaces")
+
+
+@pytest.fixture
+def node(tmp_path):
+    """labcn1 in its own netns: lo, ib0 (10.13.1.1/16, a veth to a silent peer), no default route."""
+    name = f"p{secrets.token_hex(2)}-cn1"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        ip = ["ip", "-n", name]
+        subprocess.run(ip + ["link", "set", "lo", "up"], check=True)
+        subprocess.run(ip + ["link", "add", "ib0", "type", "veth", "peer", "name", "ib0peer"], check=True)
+        subprocess.run(ip + ["addr", "add", "10.13.1.1/16", "dev", "ib0"], check=True)
+        for link in ("ib0", "ib0peer"):
+            subprocess.run(ip + ["link", "set", link, "up"], check=True)
+        pillar = mutate(example_pillar(), "policy_routing.marks.0.users", ["nobody", "aliprod"])
+        pillar = mutate(pillar, "policy_routing.marks.0.groups", ["nogroup"])
+        (tmp_path / "pillar.json").write_text(json.dumps(pillar))
+        yield name, tmp_path / "pillar.json"
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def call(node, function, *args):
+    name, pillar = node
+    cmd = [str(ROOT / "tools" / "private-etc"), "ip", "netns", "exec", name, sys.executable,
+           str(ROOT / "tests" / "saltcall.py"), "labcn1", str(pillar), function, *args]
+    env = dict(os.environ, PRIVATE_ETC_DIR=str(pillar.parent / "etc"))  # this node's /etc across calls
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def sh(node, *cmd, user=None):
+    prefix = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups"] if user else []
+    return subprocess.run(["ip", "netns", "exec", node[0], *prefix, *cmd], capture_output=True, text=True)
+
+
+def test_apply_is_complete_idempotent_and_names_the_missing_user(node):
+    first = call(node, "policy_routing.apply")
+    assert first["errors"] == []
+    assert "add rule priority 100 fwmark 0x1 lookup 201" in first["changes"]
+    assert "add route default via 10.13.0.30 dev ib0 table 201" in first["changes"]
+    created = [c for c in first["changes"] if c.startswith("create table inet hpcnet_mark: alice fwmark 0x1 uids [")]
+    assert created and "65534]" in created[0]  # nobody, and every user whose primary group is nogroup
+    assert first["missing"] == ["labcn1: user aliprod (mark alice) is not known on this host"]
+    assert call(node, "policy_routing.apply")["changes"] == []
+    rules = sh(node, "ip", "rule").stdout
+    assert "100:\tfrom all fwmark 0x1 lookup 201" in rules
+
+
+def test_marked_users_packets_take_table_201_and_others_do_not(node):
+    """Which gateway a connection went to shows in the neighbour table (the ARP attempt) and in
+    counters by mark on the way out: nobody (marked) -> 10.13.0.30, root -> the main default."""
+    call(node, "policy_routing.apply")
+    sh(node, "ip", "route", "add", "default", "via", "10.13.0.254", "dev", "ib0")  # the firewall stand-in
+    counting = ("table inet probe {\n chain post {\n type filter hook postrouting priority 0;\n"
+                " oifname ib0 meta mark 0x1 counter\n oifname ib0 meta mark 0 counter\n }\n}\n")
+    subprocess.run(["ip", "netns", "exec", node[0], "nft", "-f", "-"], input=counting, text=True, check=True)
+    probe = [sys.executable, "-c", (
+        "import socket\n"
+        "s=socket.socket(); s.settimeout(0.3)\n"
+        "try: s.connect(('192.0.2.1', 9))\n"
+        "except TimeoutError: print('sent, no answer')\n"
+        "except OSError as e: print(e.errno)\n")]
+
+    def gateways_tried():
+        return {line.split()[0] for line in sh(node, "ip", "neigh", "show", "dev", "ib0").stdout.splitlines()}
+
+    assert sh(node, *probe).stdout.strip() == "sent, no answer"
+    assert gateways_tried() == {"10.13.0.254"}
+    sh(node, "ip", "neigh", "flush", "dev", "ib0")
+    assert sh(node, *probe, user="nobody").stdout.strip() == "sent, no answer"
+    assert gateways_tried() == {"10.13.0.30"}
+    counters = json.loads(sh(node, "nft", "-j", "list", "table", "inet", "probe").stdout)
+    marked, unmarked = [e["counter"]["packets"] for i in counters["nftables"] if "rule" in i
+                        for e in i["rule"]["expr"] if "counter" in e]
+    assert marked >= 1 and unmarked >= 1
+
+
+def test_link_flap_loses_routes_and_heal_restores_them(node):
+    call(node, "policy_routing.apply")
+    sh(node, "ip", "link", "set", "ib0", "down")
+    sh(node, "ip", "link", "set", "ib0", "up")
+    assert "default via" not in sh(node, "ip", "route", "show", "table", "201").stdout  # the GSI problem
+    status = call(node, "policy_routing.status")
+    assert status["in_sync"] is False
+    healed = call(node, "policy_routing.heal", "reason=ib0 up")
+    assert healed["ok"] is True and healed["errors"] == []
+    assert "default via 10.13.0.30 dev ib0" in sh(node, "ip", "route", "show", "table", "201").stdout
+
+
+def test_clean_removes_only_what_we_own(node):
+    call(node, "policy_routing.apply")
+    sh(node, "ip", "rule", "add", "priority", "90", "fwmark", "9", "lookup", "150")
+    sh(node, "ip", "route", "add", "10.13.0.0/16", "dev", "ib0", "table", "150")
+    subprocess.run(["ip", "netns", "exec", node[0], "nft", "add", "table", "inet", "site"], check=True)
+    cleaned = call(node, "policy_routing.clean")
+    assert cleaned["errors"] == []
+    rules = sh(node, "ip", "rule").stdout
+    assert "lookup 201" not in rules and "90:\tfrom all fwmark 0x9 lookup 150" in rules
+    assert sh(node, "ip", "route", "show", "table", "201").stdout == ""
+    assert "10.13.0.0/16 dev ib0" in sh(node, "ip", "route", "show", "table", "150").stdout
+    tables = sh(node, "nft", "list", "tables").stdout
+    assert "hpcnet_mark" not in tables and "table inet site" in tables

@@ -1,0 +1,91 @@
+"""One suite for both routing handles: the dict fake and netlink in a throwaway network namespace."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+
+import pytest
+from hpc_routing import DEFAULT, Route, Rule
+from hpc_routing_kernel import FakeRouting, NetlinkRouting
+
+
+def _netns_handle(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("the netlink handle needs root to create a network namespace")
+    from pyroute2 import NetNS
+
+    name = f"r{secrets.token_hex(2)}-routing"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    sh = ["ip", "-n", name]
+    subprocess.run(sh + ["link", "set", "lo", "up"], check=True)
+    subprocess.run(sh + ["link", "add", "ib0", "type", "veth", "peer", "name", "ib0p"], check=True)
+    subprocess.run(sh + ["addr", "add", "10.253.0.5/16", "dev", "ib0"], check=True)
+    for link in ("ib0", "ib0p"):
+        subprocess.run(sh + ["link", "set", link, "up"], check=True)
+    ipr = NetNS(name)
+    return NetlinkRouting(rt_tables=tmp_path / "rt_tables.d" / "hpcnet.conf", ipr=ipr), name
+
+
+@pytest.fixture(params=["fake", "netlink"])
+def handle(request, tmp_path):
+    if request.param == "fake":
+        yield FakeRouting(links={"lo", "ib0", "ib0p"})
+        return
+    real, name = _netns_handle(tmp_path)
+    try:
+        yield real
+    finally:
+        real.close()
+        subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+RULE = Rule(priority=100, fwmark=1, table=201)
+ONLINK = Route(table=201, dst="10.253.0.0/16", dev="ib0")
+DEFAULT_VIA = Route(table=201, dst=DEFAULT, gateway="10.253.0.30", dev="ib0")
+
+
+def test_rules_and_routes_round_trip(handle):
+    handle.write_tables({201: "alinat"})
+    handle.add_rule(RULE)
+    handle.set_route(ONLINK, replace=False)
+    handle.set_route(DEFAULT_VIA, replace=False)
+    state = handle.read({201})
+    assert state.tables == {201: "alinat"}
+    assert state.rules == {RULE}
+    assert state.routes == {ONLINK, DEFAULT_VIA}
+
+
+def test_replace_changes_a_route_in_place(handle):
+    handle.set_route(ONLINK, replace=False)
+    handle.set_route(DEFAULT_VIA, replace=False)
+    moved = Route(table=201, dst=DEFAULT, gateway="10.253.0.31", dev="ib0")
+    handle.set_route(moved, replace=True)
+    assert handle.read({201}).routes == {ONLINK, moved}
+
+
+def test_adding_twice_is_an_error(handle):
+    handle.add_rule(RULE)
+    with pytest.raises(Exception):  # noqa: B017 - netlink raises NetlinkError, the fake FileExistsError
+        handle.add_rule(RULE)
+
+
+def test_delete(handle):
+    handle.add_rule(RULE)
+    handle.set_route(ONLINK, replace=False)
+    handle.delete_rule(RULE)
+    handle.delete_route(ONLINK)
+    state = handle.read({201})
+    assert not state.rules and not state.routes
+
+
+def test_unknown_interface_is_refused(handle):
+    with pytest.raises(LookupError):
+        handle.set_route(Route(table=201, dst="10.9.0.0/16", dev="ib7"), replace=False)
+
+
+def test_read_sees_only_the_tables_asked_for(handle):
+    handle.add_rule(Rule(priority=90, fwmark=9, table=150))
+    handle.set_route(Route(table=150, dst="10.253.0.0/16", dev="ib0"), replace=False)
+    assert handle.read({201}).rules == frozenset() and handle.read({201}).routes == frozenset()

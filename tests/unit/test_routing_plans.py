@@ -1,0 +1,56 @@
+"""The policy-routing planner, tested as data: tests/unit/plans/policy_routing/*.yaml."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hpc_routing
+import pytest
+import yaml
+from hpc_routing import Route, RoutingState, Rule
+
+CASES = sorted((Path(__file__).parent / "plans" / "policy_routing").glob("*.yaml"))
+
+
+def state(data: dict) -> RoutingState:
+    return RoutingState(
+        tables={int(k): v for k, v in (data.get("tables") or {}).items()},
+        rules=frozenset(Rule(**r) for r in data.get("rules") or []),
+        routes=frozenset(Route(**r) for r in data.get("routes") or []),
+    )
+
+
+def expected(changes: list[dict]) -> list[dict]:
+    for change in changes:
+        if change["kind"] == "table":
+            change["target"] = {int(k): v for k, v in change["target"].items()}
+    return changes
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
+def test_plan(case):
+    data = yaml.safe_load(case.read_text())
+    changes = hpc_routing.plan(state(data["desired"]), state(data["actual"] or {}))
+    assert hpc_routing.as_data(changes) == expected(data["changes"])
+
+
+def test_applying_the_plan_to_the_fake_reaches_desired():
+    from hpc_routing_kernel import FakeRouting
+
+    data = yaml.safe_load((CASES[0].parent / "remove-only-what-we-own.yaml").read_text())
+    fake = FakeRouting()
+    actual = state(data["actual"])
+    fake.tables, fake.rules = dict(actual.tables), set(actual.rules)
+    fake.routes = {r.key(): r for r in actual.routes}
+    desired = state(data["desired"])
+    for change in hpc_routing.plan(desired, fake.read({150, 201, 202, 254})):
+        if change.kind == "table":
+            fake.write_tables(change.target)
+        elif change.kind == "rule":
+            (fake.add_rule if change.action == "add" else fake.delete_rule)(change.target)
+        elif change.action == "delete":
+            fake.delete_route(change.target)
+        else:
+            fake.set_route(change.target, change.action == "replace")
+    assert hpc_routing.plan(desired, fake.read({201, 202})) == []
+    assert Rule(90, 9, 150) in fake.rules and (254, "default") in fake.routes
