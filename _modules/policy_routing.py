@@ -195,6 +195,23 @@ def clean(test=False):
     return {"changes": changes, "errors": errors, "applied": not test and bool(changes)}
 
 
+def watched_interfaces():
+    """
+    The interfaces this host's policy routes use (the IB interfaces whose flaps drop them):
+    what the hpc_link beacon watches.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labcn*' policy_routing.watched_interfaces
+    """
+    section = _section()
+    if not _routed(section):
+        return []
+    return sorted({r.dev for r in section.routes if r is not None and r.dev})
+
+
 def status():
     """
     Whether this host's tables, rules, routes and marks match the pillar.

@@ -8,4 +8,22 @@ policy_routing-config-policy_routing-applied:
     - name: policy routing
     - require:
       - pkg: policy_routing-package-pkg-installed
+
+{#- Self-healing: the beacon fires hpc/net/link/<iface>/up at once when a routed interface comes
+    back (salt/reactor/link.sls answers with policy_routing.heal on this minion). #}
+policy_routing-config-beacon-present:
+  beacon.present:
+    - name: hpc_link
+    - save: True
+    - interfaces: {{ salt['policy_routing.watched_interfaces']() | json }}
+    - debounce: 0.05
+
+{#- Group membership can change without any event here (LDAP): re-resolve and re-apply each
+    minute, a no-op when nothing changed. #}
+policy_routing-config-schedule-present:
+  schedule.present:
+    - name: hpc-policy-routing-refresh
+    - function: policy_routing.apply
+    - seconds: 60
+    - return_job: False
 {%- endif %}

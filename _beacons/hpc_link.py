@@ -1,0 +1,175 @@
+"""Beacon: an IB interface's link or address changed -> ``hpc/net/link/<iface>/<up|down>``.
+
+Not a poll. Salt calls beacons once a second; waiting for that tick would add up to 1 s to
+every heal (GSI wants the routes back at once). So the first call starts a thread that
+listens to netlink (RTM_NEWLINK/DELLINK/NEWADDR/DELADDR) and fires the event to the master as
+soon as the interface settles (``debounce`` seconds without news, default 0.05): a flap
+(down, up within the window) still fires ``up`` with ``flapped: True``, because the kernel
+dropped the static routes on the way down. Later calls only check the thread is alive.
+
+.. code-block:: yaml
+
+    beacons:
+      hpc_link:
+        - interfaces: [ib0]
+        - debounce: 0.05
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+import threading
+import time
+
+log = logging.getLogger(__name__)
+__virtualname__ = "hpc_link"
+
+IFF_UP = 0x1
+RTMGRP_LINK = 0x1
+RTMGRP_IPV4_IFADDR = 0x10
+SYS_NET = "/sys/class/net"
+_LISTENER: dict = {}
+
+
+def __virtual__():
+    try:
+        import pyroute2  # noqa: F401
+    except ImportError:
+        return False, "hpc_link needs pyroute2"
+    return __virtualname__
+
+
+def _config(config) -> dict:
+    merged: dict = {}
+    for item in config if isinstance(config, list) else [config]:
+        merged.update(item)
+    return merged
+
+
+def validate(config):
+    conf = _config(config)
+    if not conf.get("interfaces") or not isinstance(conf["interfaces"], list):
+        return False, "hpc_link: 'interfaces' must be a non-empty list of interface names"
+    return True, "valid"
+
+
+def link_state(msg) -> str:
+    """'up' or 'down' (administratively) from an RTM_NEWLINK/DELLINK message.
+
+    Admin state, not carrier: an admin down drops the static routes (LAB-NOTES), a carrier-only
+    loss keeps them, and routes can be put back as soon as the link is admin up."""
+    if msg.get("event") == "RTM_DELLINK":
+        return "down"
+    return "up" if msg.get("flags", 0) & IFF_UP else "down"
+
+
+def sys_state(name: str, sys_net: str = SYS_NET) -> str:
+    try:
+        with open(f"{sys_net}/{name}/flags", encoding="ascii") as fh:
+            return "up" if int(fh.read().strip(), 16) & IFF_UP else "down"
+    except (OSError, ValueError):
+        return "down"
+
+
+def observe(msgs, watched: set[str], names: dict[int, str]) -> dict[str, list[str]]:
+    """Per watched interface, the states the messages show, in order ('addr-' marks a lost address)."""
+    seen: dict[str, list[str]] = {}
+    for msg in msgs:
+        event = msg.get("event")
+        if event in ("RTM_NEWLINK", "RTM_DELLINK"):
+            name = msg.get("IFLA_IFNAME") or names.get(msg.get("index"))
+            if name in watched:
+                names[msg.get("index")] = name
+                seen.setdefault(name, []).append(link_state(msg))
+        elif event in ("RTM_NEWADDR", "RTM_DELADDR"):
+            name = names.get(msg.get("index"))
+            if name in watched:
+                seen.setdefault(name, []).append("addr+" if event == "RTM_NEWADDR" else "addr-")
+    return seen
+
+
+def verdict(states: list[str], current: str, last: str | None) -> dict | None:
+    """The event to fire for one settled burst, or None when nothing changed for the routes."""
+    flapped = "down" in states or "addr-" in states
+    if current == "up" and (flapped or last != "up" or "addr+" in states):
+        return {"state": "up", "flapped": flapped}
+    if current == "down" and last != "down":
+        return {"state": "down", "flapped": False}
+    return None
+
+
+class Listener(threading.Thread):
+    """A raw netlink socket (not pyroute2's IPRoute, whose internal buffer hides queued messages
+    from select), parsed with pyroute2's marshal."""
+
+    def __init__(self, opts: dict, interfaces: list[str], debounce: float) -> None:
+        super().__init__(name="hpc_link", daemon=True)
+        from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+
+        self.opts, self.watched, self.debounce = opts, set(interfaces), debounce
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        self.sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR))
+        self.marshal = MarshalRtnl()
+        self.names = {_index(name): name for name in self.watched}
+        self.last = {name: sys_state(name) for name in self.watched}
+        self.fired = 0
+        self.stopped = threading.Event()
+
+    def _read(self) -> list:
+        return list(self.marshal.parse(self.sock.recv(1 << 16)))
+
+    def _burst(self) -> list:
+        """Messages of one burst: the first one (waiting at most 1 s, to notice ``stop``), then
+        all that follow within ``debounce`` of each other."""
+        if not select.select([self.sock], [], [], 1.0)[0]:
+            return []
+        msgs = self._read()
+        while select.select([self.sock], [], [], self.debounce)[0]:
+            msgs += self._read()
+        return msgs
+
+    def run(self) -> None:
+        import salt.utils.event
+
+        with salt.utils.event.get_event("minion", opts=self.opts, listen=False) as bus:
+            while not self.stopped.is_set():
+                try:
+                    self._step(bus)
+                except Exception:  # noqa: BLE001 - a bad message must not kill the listener
+                    log.exception("hpc_link: listener step failed")
+                    time.sleep(0.5)
+
+    def _step(self, bus) -> None:
+        for name, states in observe(self._burst(), self.watched, self.names).items():
+            current = sys_state(name)
+            event = verdict(states, current, self.last.get(name))
+            self.last[name] = current
+            if event:
+                tag = f"hpc/net/link/{name}/{event['state']}"
+                bus.fire_master({"interface": name, **event, "time": time.time()}, tag)
+                self.fired += 1
+                log.info("hpc_link: fired %s", tag)
+
+
+def _index(name: str) -> int | None:
+    try:
+        with open(f"{SYS_NET}/{name}/ifindex", encoding="ascii") as fh:
+            return int(fh.read())
+    except (OSError, ValueError):
+        return None
+
+
+def beacon(config):
+    """Starts (or restarts) the netlink listener; the events come from it, not from this call."""
+    conf = _config(config)
+    key = (tuple(sorted(conf["interfaces"])), float(conf.get("debounce", 0.05)))
+    listener = _LISTENER.get("thread")
+    if listener is None or not listener.is_alive() or _LISTENER.get("key") != key:
+        if listener is not None:
+            listener.stopped.set()
+        _LISTENER["thread"] = Listener(__opts__, list(key[0]), key[1])
+        _LISTENER["key"] = key
+        _LISTENER["thread"].start()
+    return []
