@@ -227,7 +227,35 @@ def check_natrouter(s: dict, inv: Inventory) -> list[PillarError]:
     if "keepalived" in s:
         errors += _unknown("natrouter.vrrp_instance", nat.vrrp_instance,
                            [x.name for _, x in items(s["keepalived"].instances)], "keepalived instance")
+    return errors + _natrouter_sync(nat, networks, inv) + _natrouter_snat(nat, networks)
+
+
+def _natrouter_sync(nat: Any, networks: Any, inv: Inventory) -> list[PillarError]:
+    if not nat.conntrack_sync:
+        return []
+    errors = []
+    if nat.sync_network is not None:
+        net = nat.sync_network
+        errors += _unknown("natrouter.sync_network", net, networks, "network")
+        errors += [PillarError("natrouter.sync_network", f"host {h.name} has no interface on {net}", net)
+                   for h in _hosts(nat.hosts, inv) if networks and net in networks and net not in h.interfaces]
+    # conntrackd's UDP channel has one destination: unicast sync works between two routers only.
+    count = len(expand(nat.hosts))
+    if nat.sync_transport == "udp" and count != 2:
+        errors.append(PillarError("natrouter.sync_transport", f"udp syncs exactly 2 hosts, hosts has {count}: "
+                                  "use multicast", nat.sync_transport))
+    if not netaddr.IPAddress(nat.sync_group).is_multicast():
+        errors.append(PillarError("natrouter.sync_group", "is not a multicast address", nat.sync_group))
     return errors
+
+
+def _natrouter_snat(nat: Any, networks: Any) -> list[PillarError]:
+    if nat.snat_address is None or not networks or nat.outside not in networks:
+        return []
+    cidr = networks[nat.outside].cidr
+    if _in(nat.snat_address, cidr):
+        return []
+    return [PillarError("natrouter.snat_address", f"is outside {nat.outside} {cidr}", nat.snat_address)]
 
 
 def check_frontend(s: dict, inv: Inventory) -> list[PillarError]:

@@ -189,6 +189,11 @@ class NatRouter(Model):
     outside: Name  # network it leaves by, masqueraded
     vrrp_instance: Name
     conntrack_sync: bool = True
+    sync_network: Name | None = None  # conntrackd's link between the routers; default: the inside network
+    sync_transport: Literal["udp", "multicast"] = "udp"  # udp: unicast, exactly two hosts
+    sync_group: IPAddress = "225.0.0.50"  # multicast group (sync_transport: multicast)
+    sync_port: Port = 3780
+    snat_address: IPAddress | None = None  # an outside address that moves with the VIP; default: masquerade
 
 
 # ---------------------------------------------------------------- frontend, diskless, node

@@ -1,0 +1,214 @@
+"""The NAT router of seed 003 on this host: our nftables table, sysctls and conntrackd.conf.
+
+Thin: the pillar is read through the schema, the text and the plan come from ``hpc_natrouter``;
+this module only runs ``nft``. It reads and writes one table, ``inet hpcnet_nat``, and never
+lists or flushes the rest of the ruleset.
+"""
+
+from __future__ import annotations
+
+import os
+
+import hpc_natrouter
+import salt.utils.path
+from salt.exceptions import CommandExecutionError
+
+import hpc_pillar
+
+__virtualname__ = "natrouter"
+CONNTRACKD_CONF = "/etc/conntrackd/conntrackd.conf"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _sections():
+    try:
+        return hpc_pillar.load(dict(__pillar__))
+    except hpc_pillar.PillarInvalid as exc:
+        raise CommandExecutionError(f"invalid pillar:\n{exc}") from None
+
+
+def _me():
+    """(host, natrouter section, sections, inventory) when this host is a NAT router, else None."""
+    sections = _sections()
+    nat = sections.get("natrouter")
+    if not hpc_natrouter.is_router(__opts__["id"], nat):
+        return None
+    inventory = hpc_pillar.inventory(dict(__pillar__))
+    return inventory[__opts__["id"]], nat, sections, inventory
+
+
+def _nft(args, stdin=None):
+    return __salt__["cmd.run_all"](["nft", *args], python_shell=False, stdin=stdin, ignore_retcode=True)
+
+
+def _actual():
+    """Our table as the kernel has it, or None when it is absent (or nft is not even installed)."""
+    if salt.utils.path.which("nft") is None:
+        return None
+    res = _nft(["-j", "list", "table", hpc_natrouter.FAMILY, hpc_natrouter.TABLE])
+    if res["retcode"] != 0:
+        if hpc_natrouter.is_absent_error(res["stderr"]):
+            return None
+        raise CommandExecutionError(f"nft list table failed: {res['stderr']}")
+    return hpc_natrouter.parse_table(res["stdout"])
+
+
+def _desired():
+    me = _me()
+    return None if me is None else hpc_natrouter.desired(me[0], me[1], me[2]["networks"])
+
+
+def is_router():
+    """
+    True when this host is one of ``natrouter.hosts`` in a valid pillar.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' natrouter.is_router
+    """
+    return _me() is not None
+
+
+def nft_ruleset():
+    """
+    The ``nft -f`` file of our table on this host ('' when it is not a NAT router).
+    It starts with ``table`` + ``delete table`` so applying it replaces our table atomically.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labnat*' natrouter.nft_ruleset
+    """
+    want = _desired()
+    return "" if want is None else hpc_natrouter.render_table(want)
+
+
+def sysctl_conf():
+    """
+    The /etc/sysctl.d file that keeps forwarding on across reboots ('' when not a NAT router).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labnat*' natrouter.sysctl_conf
+    """
+    return hpc_natrouter.render_sysctl() if is_router() else ""
+
+
+def conntrackd_config():
+    """
+    This router's conntrackd.conf: FTFW sync with the other routers ('' when not a NAT router
+    or ``natrouter.conntrack_sync`` is false).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labnat*' natrouter.conntrackd_config
+    """
+    me = _me()
+    if me is None:
+        return ""
+    host, nat, sections, inventory = me
+    vips = [v for i in sections["keepalived"].instances if i is not None and i.name == nat.vrrp_instance
+            for v in i.virtual_ips]
+    return hpc_natrouter.render_conntrackd(host, hpc_natrouter.routers(nat, inventory), nat,
+                                           vips=tuple(vips))
+
+
+def plan():
+    """
+    What applying our table would change, one entry per chain (the table is replaced whole).
+    Empty when the kernel already has it, or when this host is not a NAT router.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labnat*' natrouter.plan
+    """
+    want = _desired()
+    if want is None:
+        return []
+    return [c.render() for c in hpc_natrouter.plan(want, _actual())]
+
+
+def apply_nft(test=False):
+    """
+    Replace our table when the plan says so: ``nft -c -f`` checks the file, then ``nft -f``
+    applies it in one transaction (the file is fed on stdin). Returns ``{"changes": [...], "applied": bool}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labnat*' natrouter.apply_nft
+        salt 'labnat*' natrouter.apply_nft test=True
+    """
+    changes = plan()
+    if not changes or test:
+        return {"changes": changes, "applied": False}
+    # The file goes in on stdin: nothing is left on disk, and check and apply read the same text.
+    text = nft_ruleset()
+    for args in (["-c", "-f", "-"], ["-f", "-"]):
+        res = _nft(args, stdin=text)
+        if res["retcode"] != 0:
+            raise CommandExecutionError(f"nft {' '.join(args[:-1])} failed: {res['stderr']}")
+    return {"changes": changes, "applied": True}
+
+
+def remove_nft(test=False):
+    """
+    Delete our table (and nothing else) if it exists. Returns ``{"changes": [...], "applied": bool}``.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labnat*' natrouter.remove_nft
+    """
+    have = _actual()
+    if have is None:
+        return {"changes": [], "applied": False}
+    key = f"table {hpc_natrouter.FAMILY} {hpc_natrouter.TABLE}"
+    changes = [hpc_natrouter.Change("remove", key, old=hpc_natrouter.render_table(have)).render()]
+    if test:
+        return {"changes": changes, "applied": False}
+    res = _nft(["delete", "table", hpc_natrouter.FAMILY, hpc_natrouter.TABLE])
+    if res["retcode"] != 0 and not hpc_natrouter.is_absent_error(res["stderr"]):
+        raise CommandExecutionError(f"nft delete table failed: {res['stderr']}")
+    return {"changes": changes, "applied": True}
+
+
+def status(conntrackd_conf=CONNTRACKD_CONF):
+    """
+    Whether this host is a NAT router, whether our table is present and as planned, whether
+    forwarding is on, and whether conntrackd answers on its control socket.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labnat*' natrouter.status
+    """
+    if not is_router():
+        return {"router": False}
+    forward = __salt__["cmd.run_all"](["sysctl", "-n", "net.ipv4.ip_forward"], python_shell=False)
+    answer = {"retcode": 1}
+    if os.path.exists(conntrackd_conf):
+        answer = __salt__["cmd.run_all"](["conntrackd", "-C", conntrackd_conf, "-s"],
+                                         python_shell=False, ignore_retcode=True)
+    return {
+        "router": True,
+        "table_present": _actual() is not None,
+        "changes": plan(),
+        "ip_forward": forward["stdout"].strip() == "1",
+        "conntrackd_answers": answer["retcode"] == 0,
+    }

@@ -1,0 +1,16 @@
+{%- from tpldir ~ "/map.jinja" import natrouter, router, conntrackd_conf with context %}
+{%- if router and conntrackd_conf %}
+include:
+  - natrouter.config
+
+{#- conntrackd has no reload: a config change restarts it. `sig` finds the daemon where the init
+    script has no status; `init_delay`: `conntrackd -d` returns before it may fail on its config. #}
+natrouter-service-service-running:
+  service.running:
+    - name: {{ natrouter.conntrackd.service }}
+    - enable: True
+    - sig: {{ natrouter.conntrackd.sig }}
+    - init_delay: 1
+    - watch:
+      - file: natrouter-config-file-conntrackd_conf
+{%- endif %}
