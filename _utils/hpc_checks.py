@@ -166,11 +166,26 @@ def check_keepalived(s: dict, inv: Inventory) -> list[PillarError]:
             if inv and name in inv and inst.network not in inv[name].interfaces:
                 errors.append(PillarError(join_path(path, "hosts"), f"host {name} has no interface on "
                                           f"{inst.network}", inst.hosts))
+        errors += _other_vips(path, inst, inv, networks)
         if networks and inst.network in networks:
             for j, vip in items(inst.virtual_ips):
                 if not _in(vip, networks[inst.network].cidr):
                     errors.append(PillarError(join_path(path, "virtual_ips", j), f"is outside {inst.network} "
                                               f"{networks[inst.network].cidr}", vip))
+    return errors
+
+
+def _other_vips(path: str, inst: Any, inv: Inventory, networks: dict | None) -> list[PillarError]:
+    errors: list[PillarError] = []
+    for net, vips in inst.other_virtual_ips.items():
+        where = join_path(path, "other_virtual_ips", net)
+        errors += _unknown(where, net, networks, "network")
+        if not networks or net not in networks:
+            continue
+        errors += [PillarError(join_path(where, j), f"is outside {net} {networks[net].cidr}", vip)
+                   for j, vip in enumerate(vips) if not _in(vip, networks[net].cidr)]
+        errors += [PillarError(where, f"host {name} has no interface on {net}", net)
+                   for name in expand(inst.hosts) if inv and name in inv and net not in inv[name].interfaces]
     return errors
 
 

@@ -35,6 +35,8 @@ def _instance(inst: VrrpInstance, host: Host, auth_pass: str | None) -> list[str
         lines += ["    authentication {", "        auth_type PASS", f"        auth_pass {auth_pass}", "    }"]
     lines.append("    virtual_ipaddress {")
     lines += [f"        {vip} dev {iface}" for vip in inst.virtual_ips]
+    lines += [f"        {vip} dev {host.interfaces[net].name}"
+              for net, vips in sorted(inst.other_virtual_ips.items()) for vip in vips]
     lines += ["    }", f'    notify "{NOTIFY} {inst.name}"', "}"]
     return lines
 

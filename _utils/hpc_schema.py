@@ -132,6 +132,7 @@ class VrrpInstance(Model):
     hosts: NodeSetStr
     priorities: dict[str, VrrpPriority] = {}
     virtual_ips: list[IPPrefix]
+    other_virtual_ips: dict[Name, list[IPPrefix]] = {}  # VIPs on other networks that move with this one
     advert_int: float = Field(default=1.0, gt=0, le=255)
     vrrp_version: Literal[2, 3] = 2
     nopreempt: bool = False

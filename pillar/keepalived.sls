@@ -14,5 +14,7 @@ keepalived:
       hosts: labnat[1-2]
       priorities: {labnat1: 150, labnat2: 100}
       virtual_ips: [10.13.0.30/16]
+      other_virtual_ips:
+        wan: [10.12.0.30/24]  # the NAT's outside address moves with the gateway: flows survive failover
       advert_int: 0.1        # sub-second failover needs VRRPv3
       vrrp_version: 3

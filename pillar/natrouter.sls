@@ -5,3 +5,4 @@ natrouter:
   outside: wan
   vrrp_instance: nat_gw
   conntrack_sync: true
+  snat_address: 10.12.0.30   # the outside VIP of nat_gw, not each router's own address (masquerade)

@@ -41,3 +41,14 @@ def test_secret_for_a_vrrpv3_instance_is_refused(pillar):
     data = mutate(pillar, "secrets", {"keepalived": {"nat_gw": "x"}})
     assert [str(e) for e in hpc_pillar.validate(data)] == [
         "secrets.keepalived.nat_gw: VRRPv3 has no authentication: remove this secret"]
+
+
+def test_nat_gateway_carries_its_outside_address_on_the_outside_interface(pillar):
+    text = render(pillar, "labnat1")
+    assert "        10.13.0.30/16 dev ib0\n        10.12.0.30/24 dev eth1\n" in text
+
+
+def test_other_vip_outside_its_network_is_named(pillar):
+    data = mutate(pillar, "keepalived.instances.1.other_virtual_ips", {"wan": ["10.13.0.99/24"]})
+    assert [str(e) for e in hpc_pillar.validate(data)] == [
+        "keepalived.instances[1].other_virtual_ips.wan[0]: is outside wan 10.12.0.0/24 (got '10.13.0.99/24')"]

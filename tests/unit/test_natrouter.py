@@ -13,11 +13,19 @@ from pathlib import Path
 
 import hpc_natrouter as nr
 import pytest
-from testlib import mutate
+from testlib import example_pillar, mutate
 
 import hpc_pillar
 
 DATA = Path(__file__).parent / "data" / "natrouter"
+
+
+@pytest.fixture
+def pillar():
+    """The example pillar with seed 003's masquerade (no snat_address): what the recordings hold."""
+    data = example_pillar()
+    data["natrouter"].pop("snat_address", None)
+    return data
 
 
 def fixture(name: str) -> str:
