@@ -176,11 +176,17 @@ def _holder(parent: int, timeout: float = 5.0) -> int:
     return kids[0]
 
 
+def netns_name(run: Run, name: str) -> str:
+    """``<prefix>-<name>``: a netns is a file under /run/netns, not a link, so the 15-char
+    link-name limit of ``run.name`` does not apply (``l1a2b-labclient1`` is 16)."""
+    return f"{run.prefix}-{name}"
+
+
 def start_host(run: Run, name: str) -> Host:
     """Create lab host ``name``: netns ``<prefix>-<name>`` and its PID 1."""
     if not name.isalnum():
         raise ValueError(f"lab host names are letters/digits (got {name!r})")
-    netns = run.name(name)
+    netns = netns_name(run, name)
     hdir, root, upper, work = _prepare_dirs(run, name)
     run.record("netns", netns)
     net.ip("netns", "add", netns)
@@ -193,7 +199,7 @@ def start_host(run: Run, name: str) -> Host:
 
 def load_host(run: Run, name: str) -> Host | None:
     """The live host ``name`` of ``run``, rebuilt from its records (e.g. in a CLI)."""
-    netns = run.name(name)
+    netns = netns_name(run, name)
     for rec in reversed(run.records()):
         if rec.kind == "process" and rec.name == f"{netns}:init":
             if same_process(rec.pid, _started(rec.extra)):

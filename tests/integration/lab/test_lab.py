@@ -1,0 +1,128 @@
+"""The example cluster built by the lab: Salt through the master, the firewall, real IPVS, teardown.
+
+Runs under tools/private-etc like the rest of the integration tier; the lab hosts' overlays then see
+the private /etc as their lower layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hpclab import cluster
+
+pytestmark = pytest.mark.lab
+
+LAB = Path(__file__).resolve().parents[3] / "lab" / "lab"
+MINIONS = 13  # every inventory host but the master's (labadm1)
+
+
+def lab_cli(lab: cluster.Lab, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """The `lab` command, for this session's run."""
+    command, *rest = args
+    return subprocess.run([str(LAB), command, "--prefix", lab.prefix, *rest],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def highstate(lab: cluster.Lab) -> dict:
+    data = lab.salt_json(["*", "state.apply", "-t", "600"], timeout=900)
+    assert sorted(data) == sorted(lab.topo.minions), data
+    bad = {m: v for m, v in data.items() if not isinstance(v, dict)}
+    assert not bad, bad  # a list of render errors, or "Minion did not return"
+    return data
+
+
+def failed(data: dict) -> dict[str, list[str]]:
+    out = {m: sorted(s["__id__"] for s in v.values() if s["result"] is False) for m, v in data.items()}
+    return {m: ids for m, ids in out.items() if ids}
+
+
+def changed(data: dict) -> dict[str, list[str]]:
+    out = {m: sorted(s["__id__"] for s in v.values() if s.get("changes")) for m, v in data.items()}
+    return {m: ids for m, ids in out.items() if ids}
+
+
+def test_every_minion_answers_through_the_master(lab):
+    assert len(lab.topo.minions) == MINIONS
+    pings = lab.salt_json(["*", "test.ping", "-t", "60"], timeout=120)
+    assert pings == {m: True for m in lab.topo.minions}
+    # Lab addresses live only inside the lab: none on this machine's own interfaces.
+    addrs = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
+    assert not [ln for ln in addrs.splitlines() if any(f" {n}." in ln for n in ("10.11", "10.12", "10.13"))]
+
+
+def test_status_lists_every_host(lab):
+    proc = lab_cli(lab, "status")
+    assert proc.returncode == 0, proc.stderr
+    lines = {ln.split()[0]: ln for ln in proc.stdout.splitlines()[2:]}
+    assert sorted(lines) == sorted(lab.topo.nodes)
+    assert "salt-minion" in lines["labcn1"] and " vm " in lines["lablvs1"]
+
+
+def test_compute_node_reaches_firewall_but_not_the_internet(lab):
+    proc = lab_cli(lab, "exec", "labcn1", "ping", "-c1", "-W2", "10.13.0.254")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    before = cluster.fw_drops(lab)
+    proc = lab_cli(lab, "exec", "labcn1", "ping", "-c1", "-W2", "10.12.0.250")
+    assert proc.returncode != 0, proc.stdout
+    assert cluster.fw_drops(lab) >= before + 1  # labfw1 dropped it: ib -> wan is forbidden
+    # labinet1 itself is up: the wan side reaches it.
+    assert lab_cli(lab, "exec", "labclient1", "ping", "-c1", "-W2", "10.12.0.250").returncode == 0
+
+
+def test_ipvs_service_through_the_master(lab):
+    cmd = "ipvsadm -A -t 10.12.0.10:22 -s wlc -p 600"
+    ret = lab.salt_json(["lablvs1", "cmd.run_all", cmd, "-t", "120"], timeout=200)
+    assert ret["lablvs1"]["retcode"] == 0, ret
+    try:
+        rc, out, err = lab.exec("lablvs1", ["ipvsadm", "-Ln"])
+        assert rc == 0, err
+        assert "TCP  10.12.0.10:22 wlc persistent 600" in out, out
+    finally:
+        lab.exec("lablvs1", ["ipvsadm", "-D", "-t", "10.12.0.10:22"])
+    assert "10.12.0.10:22" not in lab.exec("lablvs1", ["ipvsadm", "-Ln"])[1]
+
+
+def test_highstate_through_the_master_then_nothing_to_change(lab):
+    first = highstate(lab)
+    assert failed(first) == {}
+    second = highstate(lab)
+    assert failed(second) == {}
+    assert changed(second) == {}
+
+
+def test_faults_partition_heal_flap_kill(lab):
+    ping_fw = ("exec", "labcn1", "ping", "-c1", "-W1", "10.13.0.254")
+    assert lab_cli(lab, "partition", "labcn1").returncode == 0
+    try:
+        assert lab_cli(lab, *ping_fw).returncode != 0
+    finally:
+        assert lab_cli(lab, "heal", "labcn1").returncode == 0
+    assert lab_cli(lab, *ping_fw).returncode == 0
+
+    # An administrative flap of labclient1's admin NIC: its connected route comes back.
+    assert lab_cli(lab, "flap", "labclient1", "eth0").returncode == 0
+    assert lab_cli(lab, "exec", "labclient1", "ping", "-c1", "-W2", "10.11.0.1").returncode == 0
+
+    assert lab.daemon_pids("labclient1", "salt-minion")
+    proc = lab_cli(lab, "kill", "labclient1", "salt-minion")
+    assert proc.returncode == 0, proc.stderr
+    assert lab.daemon_pids("labclient1", "salt-minion") == []
+
+
+def test_down_leaves_nothing(lab):
+    pids = lab.all_pids()
+    assert pids
+    assert lab_cli(lab, "down").returncode == 0
+    assert cluster.leftovers_of(lab.prefix) == []
+    for pid in pids:  # QEMU is this process's child: collect it (`lab down` ran in another process)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+    assert [p for p in pids if Path(f"/proc/{p}").exists()] == []
+    ps = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout
+    assert [ln for ln in ps.splitlines() if lab.prefix + "-" in ln or f"/{lab.prefix}/" in ln] == []
+    assert not lab.run.dir.exists()
