@@ -6,10 +6,11 @@ PY := $(VENV)/bin/python
 PILLAR ?= pillar
 DEMO_HOST ?= labcn1
 
-.PHONY: help deps venv config check-pillar demo test test-unit test-functional test-integration lint install-hook clean
+.PHONY: help deps venv config check-pillar demo preview bench-lab test test-unit test-functional test-integration lint install-hook clean
 
 help:
-	@echo "make demo            apply the example pillar to a local minion with test=True (what would change)"
+	@echo "make demo            the example cluster as a lab on this machine, configured by Salt, a fault healed"
+	@echo "make preview         what the example pillar would change on one host (local minion, test=True)"
 	@echo "make test            lint + unit + functional + integration tests (root: namespaces, real salt)"
 	@echo "make check-pillar    validate the pillar for every host [PILLAR=dir]"
 	@echo "make install-hook    git pre-commit hook validating the staged pillar [REPO=dir PILLAR_SUBDIR=pillar]"
@@ -32,9 +33,15 @@ config: venv
 check-pillar: venv
 	$(PY) tools/check_pillar.py $(PILLAR)
 
-demo: deps config
+demo: deps venv
+	$(PY) tools/demo.py
+
+preview: deps config
 	$(VENV)/bin/salt-call --local --id $(DEMO_HOST) saltutil.sync_all >/dev/null
 	$(VENV)/bin/salt-call --local --id $(DEMO_HOST) --state-output=changes state.apply test=True
+
+bench-lab: deps venv
+	$(PY) bench/lab.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

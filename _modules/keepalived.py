@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
 import hpc_keepalived
 from salt.exceptions import CommandExecutionError
 
@@ -57,8 +54,9 @@ def config():
 
 def notify_script():
     """
-    The notify hook keepalived runs on every VRRP state change: it fires
-    ``hpc/net/vrrp/<instance>/<state>`` to the master (the master sets the minion id).
+    The notify hook keepalived runs on every VRRP state change. It only records the new state in
+    /run/hpcnet/vrrp/<instance>; the hpc_vrrp beacon in the running minion turns that into
+    ``hpc/net/vrrp/<instance>/<state>`` for the master (which sets the minion id).
 
     CLI Example:
 
@@ -66,16 +64,11 @@ def notify_script():
 
         salt 'labnat*' keepalived.notify_script
     """
-    salt_call = os.path.join(os.path.dirname(sys.executable), "salt-call")
-    if not os.path.exists(salt_call):
-        salt_call = "salt-call"
-    conf_dir = __opts__.get("conf_dir", "/etc/salt")
-    return f"""#!/bin/sh
+    return """#!/bin/sh
 # Managed by Salt (hpcnet keepalived): keepalived calls this as
 #   hpc-notify <instance> <INSTANCE|GROUP> <name> <MASTER|BACKUP|FAULT|STOP> <priority>
-# and it tells the master, which reacts (see salt/reactor). Never blocks keepalived.
-instance="$1"; state="$4"; priority="$5"
-( {salt_call} -c {conf_dir} --retcode-passthrough event.send "hpc/net/vrrp/$instance/$state" \\
-    instance="$instance" state="$state" priority="$priority" >/dev/null 2>&1 & )
+# Records the state for the hpc_vrrp beacon; never blocks keepalived.
+dir=/run/hpcnet/vrrp
+mkdir -p "$dir" && printf '%s %s\n' "$4" "$5" > "$dir/.$1" && mv -f "$dir/.$1" "$dir/$1"
 exit 0
 """

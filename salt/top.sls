@@ -7,3 +7,5 @@ base:
     - keepalived
     - frontend
     - diskless
+    - natrouter
+    - policy_routing

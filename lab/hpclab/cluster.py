@@ -446,6 +446,25 @@ def _start_ns_host(lab: Lab, node: Node, bridges: dict[str, str]) -> None:
     _ip_batch(h.netns, lines)
 
 
+# The directory service of seed 003's users, as a compute node sees it (LDAP in production):
+# aliprod, alise, rgrosso are chosen by name; alicepri has `alice` as primary group, alicesup
+# only as a supplementary group; bob is anyone else.
+ACCOUNTS = [
+    "groupadd -g 3000 alice",
+    "useradd -M -N -u 3001 -g 100 aliprod",
+    "useradd -M -N -u 3002 -g 100 alise",
+    "useradd -M -N -u 3003 -g 100 rgrosso",
+    "useradd -M -N -u 3004 -g alice alicepri",
+    "useradd -M -N -u 3005 -g 100 -G alice alicesup",
+    "useradd -M -N -u 3006 -g 100 bob",
+]
+
+
+def _add_accounts(lab: Lab, node: Node) -> None:
+    for command in ACCOUNTS:
+        _check(lab, node.name, command.split())
+
+
 def _start_vm(lab: Lab, node: Node, bridges: dict[str, str], index: int, kernel: labvm.KernelImage) -> labvm.Vm:
     nics = []
     for k, iface in enumerate(node.ifaces):
@@ -505,6 +524,10 @@ def up(prefix: str | None = None, progress: Progress = print, minion_timeout: fl
                 _start_ns_host(lab, node, bridges)
                 lab.save()
         step("hosts up: " + ", ".join(n.name for n in topo.nodes.values() if n.kind == "ns"))
+        for node in topo.nodes.values():
+            if node.role == "cn":
+                _add_accounts(lab, node)
+        step("compute nodes: users aliprod, alise, rgrosso, alicepri, alicesup, bob; group alice")
         for node in topo.nodes.values():
             if node.role == "fw":
                 _setup_firewall(lab, node)

@@ -12,4 +12,11 @@ keepalived-service-service-running:
     - watch:
       - file: keepalived-config-file-conf
       - file: keepalived-config-file-notify
+
+{#- VRRP transitions become hpc/net/vrrp/<instance>/<state> events (see _beacons/hpc_vrrp.py). #}
+keepalived-service-beacon-present:
+  beacon.present:
+    - name: hpc_vrrp
+    - save: True
+    - directory: /run/hpcnet/vrrp
 {%- endif %}

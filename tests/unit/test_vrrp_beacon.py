@@ -1,0 +1,25 @@
+"""The hpc_vrrp beacon reads the states keepalived's notify hook wrote and reports each change once."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from testlib import ROOT
+
+spec = importlib.util.spec_from_file_location("hpc_vrrp", ROOT / "_beacons" / "hpc_vrrp.py")
+beacon = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(beacon)
+
+
+def test_each_transition_fires_once(tmp_path):
+    sent = []
+    beacon.__salt__ = {"event.send": lambda tag, data: sent.append(tag)}
+    beacon._SEEN.clear()
+    (tmp_path / "nat_gw").write_text("MASTER 150\n")
+    config = [{"directory": str(tmp_path)}]
+    assert [e["tag"] for e in beacon.beacon(config)] == ["nat_gw/MASTER"]
+    assert beacon.beacon(config) == []
+    (tmp_path / "nat_gw").write_text("BACKUP 150\n")
+    (tmp_path / ".nat_gw").write_text("FAULT 150\n")  # the hook's temporary file is not a state
+    assert [e["tag"] for e in beacon.beacon(config)] == ["nat_gw/BACKUP"]
+    assert sent == ["hpc/net/vrrp/nat_gw/MASTER", "hpc/net/vrrp/nat_gw/BACKUP"]
