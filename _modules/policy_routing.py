@@ -36,7 +36,8 @@ def _section():
 
 
 def _routed(section) -> bool:
-    return bool(section and (section.hosts is None or __opts__["id"] in expand(section.hosts)))
+    """This host takes part: the pillar declares tables, and its hosts (all when omitted) include it."""
+    return bool(section and section.tables and (section.hosts is None or __opts__["id"] in expand(section.hosts)))
 
 
 def _desired(section):

@@ -48,6 +48,11 @@ def pillar_dir(tmp_path_factory) -> Path:
     scratch = tmp_path_factory.mktemp("mnt") / "scratch"
     node = (dest / "node.sls").read_text().replace("path: /scratch", f"path: {scratch}")
     (dest / "node.sls").write_text(node)
+    # These minions run in this machine's own network namespace: they must not be policy-routed
+    # (ip rules, nft tables). Route another host instead; the lab tier tests routing for real.
+    routing = (dest / "policy_routing.sls").read_text().replace("hosts: labcn[1-2]", "hosts: labfe1")
+    assert "hosts: labfe1" in routing
+    (dest / "policy_routing.sls").write_text(routing)
     return dest
 
 
