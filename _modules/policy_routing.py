@@ -13,6 +13,7 @@ import time
 import hpc_accounts
 import hpc_marking
 import hpc_routing
+import hpc_routing_kernel
 from hpc_routing_kernel import NetlinkRouting
 from salt.exceptions import CommandExecutionError
 
@@ -76,23 +77,6 @@ def _owned(handle) -> set[int]:
     return set(handle.read(set()).tables)  # our rt_tables file lists what earlier runs owned
 
 
-def _apply_routing(handle, changes):
-    errors = []
-    for change in changes:
-        try:
-            if change.kind == "table":
-                handle.write_tables(change.target)
-            elif change.kind == "rule":
-                (handle.add_rule if change.action == "add" else handle.delete_rule)(change.target)
-            elif change.action == "delete":
-                handle.delete_route(change.target)
-            else:
-                handle.set_route(change.target, replace=change.action == "replace")
-        except Exception as exc:  # noqa: BLE001 - every failure is reported, the rest still applies
-            errors.append(f"{change.describe()}: {exc}")
-    return errors
-
-
 def _apply_marking(marking):
     text = hpc_marking.render(marking) if marking and marking.sets else hpc_marking.render_delete()
     code, _, err = _nft(["-c", "-f", "-"], stdin=text)
@@ -145,7 +129,7 @@ def apply(test=False):
             changes = [c.describe() for c in routing] + marks
             if test or not changes:
                 return {"changes": changes, "errors": [], "missing": missing, "applied": False}
-            errors = _apply_routing(handle, routing) + (_apply_marking(marking) if marks else [])
+            errors = hpc_routing_kernel.apply(handle, routing) + (_apply_marking(marking) if marks else [])
             left, left_marks = _plan(handle, state, marking)
         finally:
             handle.close()
@@ -190,7 +174,7 @@ def clean(test=False):
         routing, marks = _plan(handle, hpc_routing.RoutingState(), None)
         changes = [c.describe() for c in routing] + marks
         errors = [] if test or not changes else \
-            _apply_routing(handle, routing) + (_apply_marking(None) if marks else [])
+            hpc_routing_kernel.apply(handle, routing) + (_apply_marking(None) if marks else [])
     finally:
         handle.close()
     return {"changes": changes, "errors": errors, "applied": not test and bool(changes)}

@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 from typing import Any, Protocol
 
-from hpc_routing import DEFAULT, Route, RoutingState, Rule, parse_rt_tables, rt_tables_file
+from hpc_routing import DEFAULT, Change, Route, RoutingState, Rule, parse_rt_tables, rt_tables_file
 
 RT_TABLES_FILE = Path("/etc/iproute2/rt_tables.d/hpcnet.conf")
 SCOPE_LINK = 253
@@ -151,3 +151,21 @@ class FakeRouting:
 
     def write_tables(self, tables: dict[int, str]) -> None:
         self.tables = dict(tables)
+
+
+def apply(handle: RoutingHandle, changes: list[Change]) -> list[str]:
+    """Apply a plan in its order; every failure is reported and the rest still applies."""
+    errors = []
+    for change in changes:
+        try:
+            if change.kind == "table":
+                handle.write_tables(change.target)
+            elif change.kind == "rule":
+                (handle.add_rule if change.action == "add" else handle.delete_rule)(change.target)
+            elif change.action == "delete":
+                handle.delete_route(change.target)
+            else:
+                handle.set_route(change.target, replace=change.action == "replace")
+        except Exception as exc:  # noqa: BLE001 - netlink and file errors alike end up in the report
+            errors.append(f"{change.describe()}: {exc}")
+    return errors
