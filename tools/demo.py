@@ -26,8 +26,12 @@ def say(text: str) -> None:
 
 
 def highstate(lab: cluster.Lab) -> dict:
-    _, out, _ = lab.salt(["*", "state.apply", "--out=json", "--static"], timeout=900)
-    return labsalt.parse_json(out)
+    # -t 600: a minion in a TCG VM needs ~90 s for its highstate (lab/README.md)
+    _, out, _ = lab.salt(["*", "state.apply", "--out=json", "--static", "-t", "600"], timeout=900)
+    result = labsalt.parse_json(out)
+    for minion in lab.topo.minions:
+        result.setdefault(minion, "did not return")  # counted as a failure, never silently dropped
+    return result
 
 
 def summarise(result: dict) -> int:
@@ -38,6 +42,9 @@ def summarise(result: dict) -> int:
         bad = [v.get("__id__", key) for key, v in states.items() if v.get("result") is False]
         failed += len(bad) + (0 if isinstance(result[host], dict) else 1)
         what = ", ".join(f"{mod} x{n}" for mod, n in sorted(done.items())) or "nothing to change"
+        if not isinstance(result[host], dict):
+            print(f"  {host:<11} FAILED: {result[host]}")
+            continue
         print(f"  {host:<11} {len(states):3d} states  changed: {what}" + (f"  FAILED: {bad}" if bad else ""))
     return failed
 
