@@ -15,10 +15,7 @@ def __virtual__():
 
 
 def _frontend():
-    try:
-        return hpc_pillar.load(dict(__pillar__)).get("frontend")
-    except hpc_pillar.PillarInvalid as exc:
-        raise CommandExecutionError(f"invalid pillar:\n{exc}") from None
+    return hpc_pillar.load_or_raise(dict(__pillar__), CommandExecutionError).get("frontend")
 
 
 def is_frontend():

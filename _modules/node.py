@@ -15,10 +15,7 @@ def __virtual__():
 
 
 def _load():
-    try:
-        return hpc_pillar.load(dict(__pillar__))
-    except hpc_pillar.PillarInvalid as exc:
-        raise CommandExecutionError(f"invalid pillar:\n{exc}") from None
+    return hpc_pillar.load_or_raise(dict(__pillar__), CommandExecutionError)
 
 
 def _fqdn(sections):

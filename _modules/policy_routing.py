@@ -30,10 +30,7 @@ def __virtual__():
 
 
 def _section():
-    try:
-        return hpc_pillar.load(dict(__pillar__)).get("policy_routing")
-    except hpc_pillar.PillarInvalid as exc:
-        raise CommandExecutionError(f"invalid pillar:\n{exc}") from None
+    return hpc_pillar.load_or_raise(dict(__pillar__), CommandExecutionError).get("policy_routing")
 
 
 def _routed(section) -> bool:

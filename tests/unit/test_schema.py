@@ -111,3 +111,12 @@ def test_load_raises_with_every_error(pillar):
     with pytest.raises(hpc_pillar.PillarInvalid) as info:
         hpc_pillar.load(mutate(pillar, "lvs.services.0.port", 0))
     assert "lvs.services[0].port: must be 1..65535 (got 0)" in str(info.value)
+
+
+def test_modules_get_every_error_in_their_own_exception(pillar):
+    class CommandError(Exception):
+        pass
+
+    with pytest.raises(CommandError) as info:
+        hpc_pillar.load_or_raise(mutate(pillar, "lvs.services.0.port", 0), CommandError)
+    assert str(info.value) == "invalid pillar:\nlvs.services[0].port: must be 1..65535 (got 0)"
