@@ -35,3 +35,17 @@ def mutate(data: dict, path: str, value) -> dict:
     else:
         node[keys[-1]] = value
     return out
+
+
+def netns_with_ib0(name: str, cidr: str) -> None:
+    """A throwaway network namespace standing in for a node: lo up, and ib0 (a veth whose peer
+    ib0p stays in the same namespace, silent) up with ``cidr``. The caller deletes it."""
+    import subprocess
+
+    ip = ["ip", "-n", name]
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    subprocess.run(ip + ["link", "set", "lo", "up"], check=True)
+    subprocess.run(ip + ["link", "add", "ib0", "type", "veth", "peer", "name", "ib0p"], check=True)
+    subprocess.run(ip + ["addr", "add", cidr, "dev", "ib0"], check=True)
+    for link in ("ib0", "ib0p"):
+        subprocess.run(ip + ["link", "set", link, "up"], check=True)

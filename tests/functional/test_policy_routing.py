@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from testlib import ROOT, example_pillar, mutate
+from testlib import ROOT, example_pillar, mutate, netns_with_ib0
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network namespaces")
 
@@ -19,14 +19,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network n
 def node(tmp_path):
     """labcn1 in its own netns: lo, ib0 (10.13.1.1/16, a veth to a silent peer), no default route."""
     name = f"p{secrets.token_hex(2)}-cn1"
-    subprocess.run(["ip", "netns", "add", name], check=True)
     try:
-        ip = ["ip", "-n", name]
-        subprocess.run(ip + ["link", "set", "lo", "up"], check=True)
-        subprocess.run(ip + ["link", "add", "ib0", "type", "veth", "peer", "name", "ib0peer"], check=True)
-        subprocess.run(ip + ["addr", "add", "10.13.1.1/16", "dev", "ib0"], check=True)
-        for link in ("ib0", "ib0peer"):
-            subprocess.run(ip + ["link", "set", link, "up"], check=True)
+        netns_with_ib0(name, "10.13.1.1/16")
         pillar = mutate(example_pillar(), "policy_routing.marks.0.users", ["nobody", "aliprod"])
         pillar = mutate(pillar, "policy_routing.marks.0.groups", ["nogroup"])
         (tmp_path / "pillar.json").write_text(json.dumps(pillar))

@@ -9,6 +9,7 @@ import subprocess
 import pytest
 from hpc_routing import DEFAULT, Route, Rule
 from hpc_routing_kernel import FakeRouting, NetlinkRouting
+from testlib import netns_with_ib0
 
 
 def _netns_handle(tmp_path):
@@ -17,13 +18,7 @@ def _netns_handle(tmp_path):
     from pyroute2 import NetNS
 
     name = f"r{secrets.token_hex(2)}-routing"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    sh = ["ip", "-n", name]
-    subprocess.run(sh + ["link", "set", "lo", "up"], check=True)
-    subprocess.run(sh + ["link", "add", "ib0", "type", "veth", "peer", "name", "ib0p"], check=True)
-    subprocess.run(sh + ["addr", "add", "10.253.0.5/16", "dev", "ib0"], check=True)
-    for link in ("ib0", "ib0p"):
-        subprocess.run(sh + ["link", "set", link, "up"], check=True)
+    netns_with_ib0(name, "10.253.0.5/16")
     ipr = NetNS(name)
     return NetlinkRouting(rt_tables=tmp_path / "rt_tables.d" / "hpcnet.conf", ipr=ipr), name
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hpclab import net
+from hpclab.cluster import leftovers_of  # the same check `lab down` makes
 from hpclab.host import (
     Host,
     host_exec,
@@ -47,20 +48,6 @@ def add_addr(host: Host, ifname: str, cidr: str) -> None:
 
 def ping(host: Host, addr: str, wait: int = 2) -> bool:
     return host_exec(host, ["ping", "-c1", f"-W{wait}", addr]).returncode == 0
-
-
-def leftovers_of(prefix: str) -> list[str]:
-    """Everything the host can still see of a run with this prefix."""
-    found = []
-    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    found += [f"netns {n}" for n in netns.split() if n.startswith(f"{prefix}-")]
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    found += [f"link {ln.split(':')[1].strip()}" for ln in links.splitlines() if f" {prefix}-" in ln]
-    ps = subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout
-    found += [f"process {ln}" for ln in ps.splitlines() if f"lab:{prefix}-" in ln]
-    mountinfo = Path("/proc/self/mountinfo").read_text()
-    found += [f"mount {ln}" for ln in mountinfo.splitlines() if f"/{prefix}/" in ln]
-    return found
 
 
 def build(run: Run, names: tuple[str, ...], net_id: int) -> dict[str, Host]:
