@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PILLAR ?= pillar
 DEMO_HOST ?= labcn1
 
-.PHONY: help deps venv config check-pillar demo preview bench-lab test test-unit test-functional test-integration lint install-hook clean
+.PHONY: help deps venv config check-pillar demo preview bench-lab bench-heal bench-nat-failover bench-leak test test-unit test-functional test-integration lint install-hook clean
 
 help:
 	@echo "make demo            the example cluster as a lab on this machine, configured by Salt, a fault healed"
@@ -15,6 +15,8 @@ help:
 	@echo "make check-pillar    validate the pillar for every host [PILLAR=dir]"
 	@echo "make install-hook    git pre-commit hook validating the staged pillar [REPO=dir PILLAR_SUBDIR=pillar]"
 	@echo "make deps venv       install the Debian packages / the Python venv"
+	@echo "make bench-lab       lab up / highstate times and memory (name=value lines)"
+	@echo "make bench-heal bench-nat-failover bench-leak   policy routing in the lab [BENCH_LAB=prefix]"
 
 deps:
 	tools/setup-debian
@@ -42,6 +44,18 @@ preview: deps config
 
 bench-lab: deps venv
 	$(PY) bench/lab.py
+
+# BENCH_LAB=<prefix>: use a lab already up with its states applied instead of a new one.
+BENCH_PR = $(PY) bench/policy_routing.py $(if $(BENCH_LAB),--prefix $(BENCH_LAB))
+
+bench-heal: deps venv
+	$(BENCH_PR) heal
+
+bench-nat-failover: deps venv
+	$(BENCH_PR) failover
+
+bench-leak: deps venv
+	$(BENCH_PR) leak
 
 lint: venv
 	$(VENV)/bin/ruff check .

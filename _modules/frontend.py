@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from salt.exceptions import CommandExecutionError
 
+import hpc_reload
+
+hpc_reload.forget_changed()  # a sync may have changed our helpers: see hpc_reload
+
 import hpc_pillar
 from hpc_types import expand
 

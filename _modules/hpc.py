@@ -10,6 +10,10 @@ import logging
 
 from salt.exceptions import CommandExecutionError
 
+import hpc_reload
+
+hpc_reload.forget_changed()  # a sync may have changed our helpers: see hpc_reload
+
 import hpc_pillar
 
 log = logging.getLogger(__name__)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import hpc_keepalived
 from salt.exceptions import CommandExecutionError
 
+import hpc_reload
+
+hpc_reload.forget_changed()  # a sync may have changed our helpers: see hpc_reload
+
+import hpc_keepalived
 import hpc_pillar
 
 __virtualname__ = "keepalived"

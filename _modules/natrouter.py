@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import os
 
-import hpc_natrouter
 import salt.utils.path
 from salt.exceptions import CommandExecutionError
 
+import hpc_reload
+
+hpc_reload.forget_changed()  # a sync may have changed our helpers: see hpc_reload
+
+import hpc_natrouter
 import hpc_pillar
 
 __virtualname__ = "natrouter"

@@ -10,14 +10,18 @@ import logging
 import os
 import time
 
+from salt.exceptions import CommandExecutionError
+
+import hpc_reload
+
+hpc_reload.forget_changed()  # a sync may have changed our helpers: see hpc_reload
+
 import hpc_accounts
 import hpc_marking
+import hpc_pillar
 import hpc_routing
 import hpc_routing_kernel
 from hpc_routing_kernel import NetlinkRouting
-from salt.exceptions import CommandExecutionError
-
-import hpc_pillar
 from hpc_types import expand
 
 log = logging.getLogger(__name__)
@@ -43,16 +47,24 @@ def _desired(section):
     if not _routed(section):
         return hpc_routing.RoutingState(), None, []
     tables = {t.name: t.id for t in section.tables if t is not None}
-    rules = frozenset(hpc_routing.Rule(m.priority, m.fwmark, tables[m.table]) for m in section.marks if m)
     routes = frozenset(hpc_routing.Route(tables[r.table], r.to, r.via, r.dev) for r in section.routes if r)
-    sets, missing = [], []
+    rules, sets, missing = set(), [], []
     for mark in (m for m in section.marks if m is not None):
         resolved = hpc_accounts.resolve(mark.users, mark.groups)
         missing += [f"{__opts__['id']}: {what} (mark {mark.name}) is not known on this host"
                     for what in resolved.missing]
         sets.append(hpc_marking.MarkSet(mark.name, mark.fwmark, resolved.uids))
-    state = hpc_routing.RoutingState({tid: name for name, tid in tables.items()}, rules, routes)
+        rules |= _mark_rules(mark.priority, mark.fwmark, tables[mark.table], resolved.uids)
+    state = hpc_routing.RoutingState({tid: name for name, tid in tables.items()}, frozenset(rules), routes)
     return state, hpc_marking.desired(sets), missing
+
+
+def _mark_rules(priority, fwmark, table, uids):
+    """The fwmark rule routes every marked packet, the ownerless ones included (ct mark restore);
+    uidrange rules route the chosen users' sockets at connect() time, before the output hook marks
+    anything: without them a connect() fails when the main table has no route (after an IB flap)."""
+    rules = {hpc_routing.Rule(priority, fwmark, table)}
+    return rules | {hpc_routing.Rule(priority, 0, table, r) for r in hpc_routing.uid_ranges(uids)}
 
 
 def _nft(args, stdin=None):

@@ -1,4 +1,4 @@
-"""Policy routing as data (seed 003): named tables, fwmark rules and the routes in our tables.
+"""Policy routing as data (seed 003): named tables, fwmark and uidrange rules, the routes in our tables.
 
 ``plan(desired, actual)`` compares what the pillar wants with what the kernel has and
 returns the changes, in the order they must be applied. Pure: no Salt, no I/O.
@@ -17,12 +17,30 @@ DEFAULT = "default"
 
 @dataclass(frozen=True, order=True)
 class Rule:
+    """``lookup table`` for packets with ``fwmark`` (0: any mark) from sockets of uids in
+    ``uids`` (a closed range; empty: any uid). A rule is all identity: no settings."""
+
     priority: int
     fwmark: int
     table: int
+    uids: tuple[int, ...] = ()  # () or (first, last)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "uids", tuple(self.uids))  # lists from YAML fixtures
 
     def key(self) -> tuple:
-        return (self.priority, self.fwmark, self.table)
+        return (self.priority, self.fwmark, self.table, self.uids)
+
+
+def uid_ranges(uids: list[int] | set[int]) -> list[tuple[int, int]]:
+    """Sorted closed ranges covering exactly ``uids``: one uidrange rule each."""
+    ranges: list[tuple[int, int]] = []
+    for uid in sorted(set(uids)):
+        if ranges and uid == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], uid)
+        else:
+            ranges.append((uid, uid))
+    return ranges
 
 
 @dataclass(frozen=True, order=True)
@@ -60,7 +78,12 @@ class Change:
 def render(obj: Rule | Route) -> str:
     """The ``ip`` command line's words for a rule or route (for humans and state output)."""
     if isinstance(obj, Rule):
-        return f"priority {obj.priority} fwmark {obj.fwmark:#x} lookup {obj.table}"
+        words = [f"priority {obj.priority}"]
+        if obj.fwmark:
+            words.append(f"fwmark {obj.fwmark:#x}")
+        if obj.uids:
+            words.append(f"uidrange {obj.uids[0]}-{obj.uids[1]}")
+        return " ".join(words + [f"lookup {obj.table}"])
     words = [obj.dst]
     if obj.gateway:
         words.append(f"via {obj.gateway}")
@@ -101,6 +124,8 @@ def as_data(changes: list[Change]) -> list[dict]:
     out = []
     for change in changes:
         target = change.target if isinstance(change.target, dict) else asdict(change.target)
+        if isinstance(change.target, Rule):  # a selector a rule does not use is left out
+            target = {k: list(v) if k == "uids" else v for k, v in target.items() if v or k != "uids"}
         out.append({"action": change.action, "kind": change.kind, "target": target})
     return out
 

@@ -28,13 +28,24 @@ class RoutingHandle(Protocol):
     def write_tables(self, tables: dict[int, str]) -> None: ...
 
 
+# Selectors a rule of ours never uses: a rule with any of them is not one we model.
+FOREIGN_SELECTORS = ("FRA_SRC", "FRA_DST", "FRA_IIFNAME", "FRA_OIFNAME", "FRA_IP_PROTO", "FRA_SPORT_RANGE",
+                     "FRA_DPORT_RANGE", "FRA_L3MDEV")
+UNSET = 0xFFFFFFFF  # the kernel reports FRA_SUPPRESS_PREFIXLEN -1 on every rule that has none
+
+
 def parse_rule(msg: Any) -> Rule | None:
-    """A plain ``fwmark -> lookup table`` rule, or None for any other kind (not ours to model)."""
-    fwmark = msg.get("FRA_FWMARK")
-    if msg["action"] != FR_ACT_TO_TBL or fwmark is None or msg.get("FRA_FWMASK") not in (None, 0xFFFFFFFF):
+    """A ``[fwmark M] [uidrange A-B] lookup table`` rule, or None for any other kind (not ours to model)."""
+    fwmark, uid_range = msg.get("FRA_FWMARK"), msg.get("FRA_UID_RANGE")
+    if msg["action"] != FR_ACT_TO_TBL or (fwmark is None and uid_range is None):
         return None
+    if msg.get("FRA_FWMASK") not in (None, UNSET) or msg.get("FRA_SUPPRESS_PREFIXLEN") not in (None, UNSET):
+        return None
+    if any(msg.get(nla) is not None for nla in FOREIGN_SELECTORS):
+        return None
+    uids = tuple(int(u) for u in uid_range.split(":")) if uid_range else ()
     table = msg.get("FRA_TABLE") or msg["table"]
-    return Rule(priority=msg.get("FRA_PRIORITY") or 0, fwmark=fwmark, table=table)
+    return Rule(priority=msg.get("FRA_PRIORITY") or 0, fwmark=fwmark or 0, table=table, uids=uids)
 
 
 def parse_route(msg: Any, ifnames: dict[int, str]) -> Route | None:
@@ -76,11 +87,20 @@ class NetlinkRouting:
         text = self.rt_tables.read_text() if self.rt_tables.exists() else ""
         return RoutingState(parse_rt_tables(text), frozenset(rules), frozenset(routes))
 
+    @staticmethod
+    def _rule_args(rule: Rule) -> dict:
+        args: dict[str, Any] = {"priority": rule.priority, "table": rule.table}
+        if rule.fwmark:
+            args["fwmark"] = rule.fwmark
+        if rule.uids:
+            args["uid_range"] = f"{rule.uids[0]}:{rule.uids[1]}"
+        return args
+
     def add_rule(self, rule: Rule) -> None:
-        self.ipr.rule("add", priority=rule.priority, fwmark=rule.fwmark, table=rule.table)
+        self.ipr.rule("add", **self._rule_args(rule))
 
     def delete_rule(self, rule: Rule) -> None:
-        self.ipr.rule("del", priority=rule.priority, fwmark=rule.fwmark, table=rule.table)
+        self.ipr.rule("del", **self._rule_args(rule))
 
     def _route_args(self, route: Route) -> dict:
         args: dict[str, Any] = {"table": route.table, "dst": "0.0.0.0/0" if route.dst == DEFAULT else route.dst}

@@ -24,6 +24,7 @@ USAGE_EXAMPLES = """examples:
   lab kill lablvs1 keepalived              faults: kill, flap, partition / heal
   lab flap labcn1 ib0
   lab partition labnat1 ; lab heal labnat1
+  lab partition labnat1 ib0                cut one link only (carrier loss on labnat1's ib0)
   lab down                                 remove everything of the run
 """
 
@@ -108,7 +109,7 @@ def cmd_flap(args) -> int:
 
 def cmd_partition(args, up: bool = False) -> int:
     lab = cluster.Lab.load(args.prefix)
-    links = lab.partition(args.host, up=up)
+    links = lab.partition(args.host, up=up, ifaces=args.ifaces)
     _print(f"{args.host}: {'healed' if up else 'cut off'} ({', '.join(links)} {'up' if up else 'down'})")
     return 0
 
@@ -145,13 +146,37 @@ def parser() -> argparse.ArgumentParser:
     s = cmd("flap", cmd_flap, "set an interface down, then up, inside a host", host=True)
     s.add_argument("iface", metavar="IFACE")
     s.add_argument("--down", type=float, default=0.0, help="seconds to stay down (default 0)")
-    cmd("partition", cmd_partition, "cut a host off every network (its root-side links down)", host=True)
-    cmd("heal", lambda a: cmd_partition(a, up=True), "undo partition (root-side links up)", host=True)
+    s = cmd("partition", cmd_partition, "cut a host off every network, or off those of the IFACEs named "
+            "(their root-side links down: the host sees carrier loss)", host=True)
+    s.add_argument("ifaces", nargs="*", metavar="IFACE")
+    s = cmd("heal", lambda a: cmd_partition(a, up=True), "undo partition (root-side links up)", host=True)
+    s.add_argument("ifaces", nargs="*", metavar="IFACE")
     return p
 
 
+def _split_passthrough(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``salt``/``exec``: lab's own options end at the first other word; the rest goes through as
+    given (argparse's REMAINDER refuses a first word that looks like an option, e.g. ``-L``)."""
+    if not argv or argv[0] not in ("salt", "exec"):
+        return argv, []
+    own = {"salt": ("--prefix", "--tool"), "exec": ("--prefix", "--timeout")}[argv[0]]
+    i = 1
+    while i < len(argv) and argv[i] in own:
+        i += 2
+    if argv[0] == "exec" and i < len(argv):
+        i += 1  # HOST
+    rest = argv[i:]
+    return argv[:i], rest[1:] if rest[:1] == ["--"] else rest
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    own, passthrough = _split_passthrough(argv)
+    args = parser().parse_args(own)
+    if args.command == "salt":
+        args.args = passthrough
+    elif args.command == "exec":
+        args.cmd = passthrough
     if os.geteuid() != 0:
         print("lab: needs root (namespaces, links, mounts)", file=sys.stderr)
         return 2

@@ -309,14 +309,26 @@ class Lab:
         return pids
 
     def flap(self, name: str, iface: str, down_s: float = 0.0) -> None:
+        """``ip link set IFACE down``, then up. The kernel drops every static route through the
+        interface; the host's own default route (lab setup, like the site's network config on a
+        real node) is put back, the rest (policy routing's tables) is for the states to heal."""
         script = f"ip link set {iface} down && sleep {down_s} && ip link set {iface} up"
+        node = self.node(name)
+        if node.gateway:
+            script += f" && ip route replace default via {node.gateway}"
         rc, _, err = self.exec(name, ["sh", "-c", script])
         if rc != 0:
             raise RuntimeError(f"flap {iface} in {name}: {err.strip()}")
 
-    def partition(self, name: str, up: bool = False) -> list[str]:
-        """Set every root-side link of host ``name`` down (cut off) or up again (heal)."""
-        links = [i.link for i in self.node(name).ifaces if i.link]
+    def partition(self, name: str, up: bool = False, ifaces: list[str] | None = None) -> list[str]:
+        """Set the root-side links of host ``name`` down (cut off: the host sees its carrier go)
+        or up again (heal): all of them, or those of the interfaces named in ``ifaces``."""
+        node = self.node(name)
+        unknown = sorted(set(ifaces or ()) - {i.name for i in node.ifaces})
+        if unknown:
+            raise LookupError(f"{name} has no interface {', '.join(unknown)} "
+                              f"(it has {', '.join(i.name for i in node.ifaces)})")
+        links = [i.link for i in node.ifaces if i.link and (not ifaces or i.name in ifaces)]
         for link in links:
             net.set_link(self.run, link, up)
         return links

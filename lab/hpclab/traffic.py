@@ -1,8 +1,10 @@
 """Real TCP traffic between lab hosts, stdlib only (it runs inside lab hosts with /usr/bin/python3).
 
     traffic.py serve PORT [PORT...]                 echo server: one line in, the same line out;
-                                                    "bye" makes the server close first
-    traffic.py connect HOST PORT N [--server-closes]  N short connections; prints {"ok", "failed"}
+                                                    "peer" is answered with the client's address as
+                                                    the server sees it; "bye" makes the server close first
+    traffic.py connect HOST PORT N [--server-closes]  N short connections; prints {"ok", "failed",
+                                                    "seen_as": [the addresses the server saw]}
     traffic.py stream HOST PORT SECONDS INTERVAL      one long connection, a line every INTERVAL;
                                                     prints {"sent", "echoed", "max_gap_s", "error"}
 
@@ -22,6 +24,9 @@ import time
 class Echo(socketserver.StreamRequestHandler):
     def handle(self) -> None:
         for line in self.rfile:
+            if line.strip() == b"peer":
+                self.wfile.write(self.client_address[0].encode() + b"\n")
+                continue
             if line.strip() == b"bye":
                 self.wfile.write(b"bye\n")
                 return  # the server closes first
@@ -42,18 +47,29 @@ def serve(ports: list[int]) -> None:
 
 
 def connect(host: str, port: int, count: int, server_closes: bool, timeout: float = 2.0) -> dict:
+    """``count`` connections, one after the other. Each asks the server who it sees (the NAT's
+    address, if any), then either closes first or, with ``server_closes``, lets the server close
+    first: the two patterns leave the TIME_WAIT (and its ownerless last ACK) on opposite sides."""
     ok = failed = 0
+    seen: set[str] = set()
     for _ in range(count):
         try:
             with socket.create_connection((host, port), timeout=timeout) as sock:
-                sock.sendall(b"bye\n" if server_closes else b"hello\n")
-                reply = sock.makefile("rb").readline()
+                reader = sock.makefile("rb")
+                sock.sendall(b"peer\n")
+                peer = reader.readline().strip().decode()
                 if server_closes:
-                    sock.recv(1)  # wait for the server's FIN: the server closes first
-                ok += reply in (b"bye\n", b"hello\n")
+                    sock.sendall(b"bye\n")
+                    reader.readline()
+                    sock.recv(1)  # wait for the server's FIN
+                if peer:
+                    seen.add(peer)
+                    ok += 1
+                else:
+                    failed += 1
         except OSError:
             failed += 1
-    return {"ok": ok, "failed": failed}
+    return {"ok": ok, "failed": failed, "seen_as": sorted(seen)}
 
 
 def stream(host: str, port: int, seconds: float, interval: float) -> dict:

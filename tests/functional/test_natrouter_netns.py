@@ -26,10 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import hpc_natrouter as nr
 import pytest
 from testlib import ROOT
 
+import hpc_natrouter as nr
 from hpc_inventory import Host, HostInterface
 from hpc_schema import NatRouter, Network
 

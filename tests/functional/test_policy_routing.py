@@ -39,6 +39,15 @@ def call(node, function, *args):
     return json.loads(out.stdout.splitlines()[-1])
 
 
+# A TCP connect to an address outside every network: "sent, no answer" once a SYN left, else errno.
+PROBE = [sys.executable, "-c", (
+    "import socket\n"
+    "s=socket.socket(); s.settimeout(0.3)\n"
+    "try: s.connect(('192.0.2.1', 9))\n"
+    "except TimeoutError: print('sent, no answer')\n"
+    "except OSError as e: print(e.errno)\n")]
+
+
 def sh(node, *cmd, user=None):
     prefix = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups"] if user else []
     return subprocess.run(["ip", "netns", "exec", node[0], *prefix, *cmd], capture_output=True, text=True)
@@ -48,6 +57,7 @@ def test_apply_is_complete_idempotent_and_names_the_missing_user(node):
     first = call(node, "policy_routing.apply")
     assert first["errors"] == []
     assert "add rule priority 100 fwmark 0x1 lookup 201" in first["changes"]
+    assert "add rule priority 100 uidrange 65534-65534 lookup 201" in first["changes"]  # nobody
     assert "add route default via 10.13.0.30 dev ib0 table 201" in first["changes"]
     created = [c for c in first["changes"] if c.startswith("create table inet hpcnet_mark: alice fwmark 0x1 uids [")]
     assert created and "65534]" in created[0]  # nobody, and every user whose primary group is nogroup
@@ -65,25 +75,30 @@ def test_marked_users_packets_take_table_201_and_others_do_not(node):
     counting = ("table inet probe {\n chain post {\n type filter hook postrouting priority 0;\n"
                 " oifname ib0 meta mark 0x1 counter\n oifname ib0 meta mark 0 counter\n }\n}\n")
     subprocess.run(["ip", "netns", "exec", node[0], "nft", "-f", "-"], input=counting, text=True, check=True)
-    probe = [sys.executable, "-c", (
-        "import socket\n"
-        "s=socket.socket(); s.settimeout(0.3)\n"
-        "try: s.connect(('192.0.2.1', 9))\n"
-        "except TimeoutError: print('sent, no answer')\n"
-        "except OSError as e: print(e.errno)\n")]
 
     def gateways_tried():
         return {line.split()[0] for line in sh(node, "ip", "neigh", "show", "dev", "ib0").stdout.splitlines()}
 
-    assert sh(node, *probe).stdout.strip() == "sent, no answer"
+    assert sh(node, *PROBE).stdout.strip() == "sent, no answer"
     assert gateways_tried() == {"10.13.0.254"}
     sh(node, "ip", "neigh", "flush", "dev", "ib0")
-    assert sh(node, *probe, user="nobody").stdout.strip() == "sent, no answer"
+    assert sh(node, *PROBE, user="nobody").stdout.strip() == "sent, no answer"
     assert gateways_tried() == {"10.13.0.30"}
     counters = json.loads(sh(node, "nft", "-j", "list", "table", "inet", "probe").stdout)
     marked, unmarked = [e["counter"]["packets"] for i in counters["nftables"] if "rule" in i
                         for e in i["rule"]["expr"] if "counter" in e]
     assert marked >= 1 and unmarked >= 1
+
+
+def test_marked_users_connect_even_when_the_main_table_has_no_route(node):
+    """An IB flap also takes the main table's default route; until the site's network setup puts
+    it back, only the uidrange rule lets the chosen users' connect() find a route (the output hook
+    that marks packets runs after that first lookup)."""
+    call(node, "policy_routing.apply")
+    assert "default" not in sh(node, "ip", "route", "show").stdout
+    assert sh(node, *PROBE, user="nobody").stdout.strip() == "sent, no answer"
+    assert "10.13.0.30" in sh(node, "ip", "neigh", "show", "dev", "ib0").stdout
+    assert sh(node, *PROBE).stdout.strip() == "101"  # root: ENETUNREACH, as before
 
 
 def test_link_flap_loses_routes_and_heal_restores_them(node):

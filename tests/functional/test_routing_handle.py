@@ -7,9 +7,10 @@ import secrets
 import subprocess
 
 import pytest
+from testlib import netns_with_ib0
+
 from hpc_routing import DEFAULT, Route, Rule
 from hpc_routing_kernel import FakeRouting, NetlinkRouting
-from testlib import netns_with_ib0
 
 
 def _netns_handle(tmp_path):
@@ -37,6 +38,7 @@ def handle(request, tmp_path):
 
 
 RULE = Rule(priority=100, fwmark=1, table=201)
+UID_RULE = Rule(priority=100, fwmark=0, table=201, uids=(3001, 3005))
 ONLINK = Route(table=201, dst="10.253.0.0/16", dev="ib0")
 DEFAULT_VIA = Route(table=201, dst=DEFAULT, gateway="10.253.0.30", dev="ib0")
 
@@ -44,11 +46,12 @@ DEFAULT_VIA = Route(table=201, dst=DEFAULT, gateway="10.253.0.30", dev="ib0")
 def test_rules_and_routes_round_trip(handle):
     handle.write_tables({201: "alinat"})
     handle.add_rule(RULE)
+    handle.add_rule(UID_RULE)
     handle.set_route(ONLINK, replace=False)
     handle.set_route(DEFAULT_VIA, replace=False)
     state = handle.read({201})
     assert state.tables == {201: "alinat"}
-    assert state.rules == {RULE}
+    assert state.rules == {RULE, UID_RULE}
     assert state.routes == {ONLINK, DEFAULT_VIA}
 
 
@@ -68,7 +71,10 @@ def test_adding_twice_is_an_error(handle):
 
 def test_delete(handle):
     handle.add_rule(RULE)
+    handle.add_rule(UID_RULE)
     handle.set_route(ONLINK, replace=False)
+    handle.delete_rule(UID_RULE)
+    assert handle.read({201}).rules == {RULE}
     handle.delete_rule(RULE)
     handle.delete_route(ONLINK)
     state = handle.read({201})

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hpc_keepalived
 from testlib import mutate
 
+import hpc_keepalived
 import hpc_pillar
 
 

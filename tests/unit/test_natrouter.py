@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import hpc_natrouter as nr
 import pytest
 from testlib import example_pillar, mutate
 
+import hpc_natrouter as nr
 import hpc_pillar
 
 DATA = Path(__file__).parent / "data" / "natrouter"

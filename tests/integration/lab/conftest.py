@@ -1,7 +1,12 @@
 """One whole lab (the example cluster: 12 namespace hosts, 2 QEMU directors, a real master and
 13 minions) per pytest run, with its own random prefix; torn down at the end, even on failure.
 
-Bringing it up takes ~2-3 minutes (the directors' minions run under TCG).
+Bringing it up takes ~2-3 minutes (the directors' minions run under TCG). ``converged`` is that
+lab after its first highstate through the master (run once, shared by every test that needs the
+states applied). test_teardown.py runs last (file order) and takes the lab down.
+
+``HPCLAB_REUSE=<prefix>`` runs the tier against a lab already up (`lab up --prefix <prefix>`)
+instead, and leaves it up (the teardown test is skipped): quicker while writing a test.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
+from labtests import highstate
 
 from hpclab import cluster
 from hpclab.registry import LAB_ROOT
@@ -29,6 +35,9 @@ def _skip_reason() -> str | None:
 def lab() -> Iterator[cluster.Lab]:
     if reason := _skip_reason():
         pytest.skip(reason)
+    if reuse := os.environ.get("HPCLAB_REUSE"):
+        yield cluster.Lab.load(reuse)
+        return
     prefix = "t" + secrets.token_hex(2)
     while (LAB_ROOT / prefix).exists():
         prefix = "t" + secrets.token_hex(2)
@@ -36,3 +45,9 @@ def lab() -> Iterator[cluster.Lab]:
         yield cluster.up(prefix, progress=print, set_current=False)
     finally:
         cluster.down(prefix, progress=print)
+
+
+@pytest.fixture(scope="session")
+def converged(lab) -> dict:
+    """The first highstate's result, by minion (the lab now runs what the pillar says)."""
+    return highstate(lab)

@@ -1,4 +1,4 @@
-"""The example cluster built by the lab: Salt through the master, the firewall, real IPVS, teardown.
+"""The example cluster built by the lab: Salt through the master, the firewall, real IPVS, faults.
 
 Runs under tools/private-etc like the rest of the integration tier; the lab hosts' overlays then see
 the private /etc as their lower layer.
@@ -6,45 +6,16 @@ the private /etc as their lower layer.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import subprocess
-import time
-from pathlib import Path
 
 import pytest
+from labtests import changed, failed, highstate, lab_cli
 
 from hpclab import cluster
 
 pytestmark = pytest.mark.lab
 
-LAB = Path(__file__).resolve().parents[3] / "lab" / "lab"
 MINIONS = 13  # every inventory host but the master's (labadm1)
-
-
-def lab_cli(lab: cluster.Lab, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    """The `lab` command, for this session's run."""
-    command, *rest = args
-    return subprocess.run([str(LAB), command, "--prefix", lab.prefix, *rest],
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def highstate(lab: cluster.Lab) -> dict:
-    data = lab.salt_json(["*", "state.apply", "-t", "600"], timeout=900)
-    assert sorted(data) == sorted(lab.topo.minions), data
-    bad = {m: v for m, v in data.items() if not isinstance(v, dict)}
-    assert not bad, bad  # a list of render errors, or "Minion did not return"
-    return data
-
-
-def failed(data: dict) -> dict[str, list[str]]:
-    out = {m: sorted(s["__id__"] for s in v.values() if s["result"] is False) for m, v in data.items()}
-    return {m: ids for m, ids in out.items() if ids}
-
-
-def changed(data: dict) -> dict[str, list[str]]:
-    out = {m: sorted(s["__id__"] for s in v.values() if s.get("changes")) for m, v in data.items()}
-    return {m: ids for m, ids in out.items() if ids}
 
 
 def test_every_minion_answers_through_the_master(lab):
@@ -88,15 +59,14 @@ def test_ipvs_service_through_the_master(lab):
     assert "10.12.0.10:22" not in lab.exec("lablvs1", ["ipvsadm", "-Ln"])[1]
 
 
-def test_highstate_through_the_master_then_nothing_to_change(lab):
-    first = highstate(lab)
-    assert failed(first) == {}
+def test_highstate_through_the_master_then_nothing_to_change(lab, converged):
+    assert failed(converged) == {}
     second = highstate(lab)
     assert failed(second) == {}
     assert changed(second) == {}
 
 
-def test_daemons_were_started_by_the_states(lab):
+def test_daemons_were_started_by_the_states(lab, converged):
     """sshd on the frontends, keepalived on directors and NAT routers, conntrackd on the NAT
     routers, dnsmasq on the boot server: none of them is started by the lab itself."""
     expected = {"labfe1": "sshd", "labfe2": "sshd", "labfe3": "sshd", "lablvs1": "keepalived",
@@ -107,24 +77,10 @@ def test_daemons_were_started_by_the_states(lab):
     assert lab.daemon_pids("labnat1", "conntrackd") and lab.daemon_pids("labnat2", "conntrackd")
 
 
-def test_nat_gateway_vip_is_held_by_one_router(lab):
+def test_nat_gateway_vip_is_held_by_one_router(lab, converged):
     holders = [h for h in ("labnat1", "labnat2")
                if "10.13.0.30/16" in lab.exec(h, ["ip", "-4", "addr", "show", "ib0"])[1]]
     assert holders == ["labnat1"]  # priority 150 against 100
-
-
-def _routes(lab, host="labcn1"):
-    return lab.exec(host, ["ip", "route", "show", "table", "201"])[1]
-
-
-def test_ib_flap_is_healed_without_human_action(lab):
-    """seed 003's fault: an admin flap of ib0 drops table 201's routes; beacon -> reactor -> heal."""
-    assert "default via 10.13.0.30 dev ib0" in _routes(lab)
-    lab.flap("labcn1", "ib0")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and "default via 10.13.0.30" not in _routes(lab):
-        time.sleep(0.1)
-    assert "default via 10.13.0.30 dev ib0" in _routes(lab)
 
 
 def test_faults_partition_heal_flap_kill(lab):
@@ -144,17 +100,3 @@ def test_faults_partition_heal_flap_kill(lab):
     proc = lab_cli(lab, "kill", "labclient1", "salt-minion")
     assert proc.returncode == 0, proc.stderr
     assert lab.daemon_pids("labclient1", "salt-minion") == []
-
-
-def test_down_leaves_nothing(lab):
-    pids = lab.all_pids()
-    assert pids
-    assert lab_cli(lab, "down").returncode == 0
-    assert cluster.leftovers_of(lab.prefix) == []
-    for pid in pids:  # QEMU is this process's child: collect it (`lab down` ran in another process)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
-    assert [p for p in pids if Path(f"/proc/{p}").exists()] == []
-    ps = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True).stdout
-    assert [ln for ln in ps.splitlines() if lab.prefix + "-" in ln or f"/{lab.prefix}/" in ln] == []
-    assert not lab.run.dir.exists()

@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""Bench per-user policy routing in the lab: healing after IB flaps, NAT failover gap, leaks.
+
+Not a test. Prints ``name=value`` lines (progress goes to stderr):
+
+    heal      50 admin flaps of labcn1's ib0; for each, the time from link up until table 201's
+              default route is back (the beacon -> master reactor -> minion heal path does it):
+              heal_median_s, heal_p95_s, heal_max_s, heal_timeouts
+    failover  10 runs: a long-lived TCP flow of a chosen user, probed every 10 ms (one line out,
+              its echo back) while labnat1, the master NAT router, loses ib0's carrier; the
+              longest wait for an echo in each run: nat_failover_gap_median_s, _p95_s, _max_s,
+              nat_failover_flows_broken
+    leak      1,000 connections of chosen users and 1,000 of other users (half of each closed by
+              the client, half by the server), packets counted where they arrive from ib:
+              leak_chosen_via_default_pkts, leak_other_via_nat_pkts (and the packets on the
+              expected paths, to show the counters counted)
+
+    bench/policy_routing.py heal|failover|leak [--prefix P] [--runs N]
+
+Without ``--prefix`` it brings its own lab up (random prefix), applies the states to the NAT
+routers and compute nodes, and takes the lab down at the end; with it, it uses that lab as it is
+(the states applied, e.g. after `lab up` and `lab salt '*' state.apply`). Run as root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import secrets
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+for sub in ("lab", "_utils"):
+    sys.path.insert(0, str(ROOT / sub))
+
+from hpclab import cluster, paths  # noqa: E402
+from hpclab.registry import LAB_ROOT  # noqa: E402
+
+NODE, INTERNET, FW_WAN = "labcn1", "10.12.0.250", "10.12.0.254"
+CHOSEN, OTHER = ("aliprod", "alicesup"), ("bob", "root")
+STATE_HOSTS = "labnat1,labnat2,labcn1,labcn2"
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def p95(values: list[float]) -> float:
+    """Nearest-rank 95th percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def wait(predicate, timeout: float, step: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def bench_heal(lab: cluster.Lab, runs: int) -> None:
+    script = ROOT / "lab" / "hpclab" / "flapbench.py"
+    rc, out, err = lab.exec(NODE, ["/usr/bin/python3", "-I", str(script), "ib0", "201", str(runs), "1.0", "10"],
+                            timeout=runs * 15 + 60)
+    if rc != 0:
+        raise RuntimeError(f"flapbench: {err.strip()}")
+    got = json.loads(out)
+    times = got["heal_s"]
+    log(f"heal times (s): {times}")
+    if times:
+        print(f"heal_median_s={statistics.median(times):.3f}")
+        print(f"heal_p95_s={p95(times):.3f}")
+        print(f"heal_max_s={max(times):.3f}")
+    print(f"heal_flaps={runs}")
+    print(f"heal_timeouts={got['timeouts']}")
+
+
+def _vip_holders(lab: cluster.Lab) -> list[str]:
+    return [h for h in paths.NAT_ROUTERS if "10.13.0.30/16" in lab.exec(h, ["ip", "-4", "addr", "show", "ib0"])[1]]
+
+
+def bench_failover(lab: cluster.Lab, runs: int) -> None:
+    gaps, broken = [], 0
+    for i in range(runs):
+        if not wait(lambda: _vip_holders(lab) == ["labnat1"], 15):
+            raise RuntimeError(f"run {i}: the NAT VIP is on {_vip_holders(lab)}, not on labnat1 alone")
+        time.sleep(1)
+        result = paths.stream_as(lab, NODE, CHOSEN[0], INTERNET, paths.CHOSEN_PORT, seconds=5, interval=0.01)
+        time.sleep(2)
+        lab.partition("labnat1", ifaces=["ib0"])
+        try:
+            done = wait(lambda r=result: paths.stream_result(lab, NODE, r) is not None, 30)
+        finally:
+            lab.partition("labnat1", up=True, ifaces=["ib0"])
+        got = paths.stream_result(lab, NODE, result) if done else None
+        if not got or got["error"] or got["echoed"] != got["sent"]:
+            broken += 1
+            log(f"run {i}: flow broken: {got}")
+            continue
+        gaps.append(got["max_gap_s"])
+        log(f"run {i}: longest gap {got['max_gap_s']:.3f} s ({got['echoed']} probes)")
+    if gaps:
+        print(f"nat_failover_gap_median_s={statistics.median(gaps):.3f}")
+        print(f"nat_failover_gap_p95_s={p95(gaps):.3f}")
+        print(f"nat_failover_gap_max_s={max(gaps):.3f}")
+    print(f"nat_failover_runs={runs}")
+    print(f"nat_failover_flows_broken={broken}")
+
+
+def bench_leak(lab: cluster.Lab, runs: int) -> None:
+    paths.install_counters(lab)
+    half = runs // 2
+    for users, dest, port in ((CHOSEN, INTERNET, paths.CHOSEN_PORT), (OTHER, FW_WAN, paths.OTHER_PORT)):
+        for user, server_closes in zip(users, (False, True), strict=True):
+            got = paths.connect_as(lab, NODE, user, dest, port, half, server_closes=server_closes)
+            log(f"{user} -> {dest}:{port} x{half} ({'server' if server_closes else 'client'} closes): {got}")
+            if got["failed"]:
+                raise RuntimeError(f"{user}: {got['failed']} connections failed")
+    counts = paths.path_counts(lab)
+    print(f"leak_connections_per_class={2 * half}")
+    print(f"leak_chosen_via_default_pkts={counts.chosen_via_default}")
+    print(f"leak_other_via_nat_pkts={counts.other_via_nat}")
+    print(f"chosen_via_nat_pkts={counts.chosen_via_nat}")
+    print(f"other_via_default_pkts={counts.other_via_default}")
+
+
+BENCHES = {"heal": (bench_heal, 50), "failover": (bench_failover, 10), "leak": (bench_leak, 1000)}
+
+
+def own_lab() -> tuple[cluster.Lab, str]:
+    prefix = "b" + secrets.token_hex(2)
+    while (LAB_ROOT / prefix).exists():
+        prefix = "b" + secrets.token_hex(2)
+    lab = cluster.up(prefix, progress=log, set_current=False)
+    data = lab.salt_json(["-L", STATE_HOSTS, "state.apply", "-t", "300"], timeout=600)
+    bad = [m for m in STATE_HOSTS.split(",")
+           if not isinstance(data.get(m), dict) or any(s["result"] is False for s in data[m].values())]
+    if bad:
+        raise RuntimeError(f"highstate failed on {', '.join(bad)}")
+    return lab, prefix
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
+    ap.add_argument("bench", choices=sorted(BENCHES))
+    ap.add_argument("--prefix", help="use this lab (up, states applied) instead of a new one")
+    ap.add_argument("--runs", type=int, help="flaps / failovers / connections per class")
+    args = ap.parse_args()
+    func, default_runs = BENCHES[args.bench]
+    prefix = None
+    try:
+        if args.prefix:
+            lab = cluster.Lab.load(args.prefix)
+        else:
+            lab, prefix = own_lab()
+        paths.start_server(lab, "labinet1", (paths.CHOSEN_PORT,))
+        paths.start_server(lab, "labfw1", (paths.OTHER_PORT,))
+        func(lab, args.runs or default_runs)
+        return 0
+    finally:
+        if prefix:
+            cluster.down(prefix, progress=log)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

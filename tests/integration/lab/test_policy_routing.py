@@ -1,0 +1,129 @@
+"""Seed 003 in the lab: the chosen users' traffic leaves through the HA NAT router, everyone else's
+by the default route, with no leak either way; an IB flap heals itself; a NAT failover keeps flows.
+
+Real users (``runuser``) on labcn1 open real TCP connections; the gateways count what reaches them
+(hpclab.paths). The policy comes from pillar/policy_routing.sls through the first highstate:
+users aliprod, alise, rgrosso and group alice (alicepri has it as primary group, alicesup only as a
+supplementary one) are marked; bob and root are not.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from labtests import lab_cli
+
+from hpclab import cluster, paths
+
+pytestmark = pytest.mark.lab
+
+NODE = "labcn1"
+INTERNET = "10.12.0.250"  # labinet1: reachable from ib only through the NAT routers
+FW_WAN = "10.12.0.254"  # labfw1's wan address: reachable by the default route
+NAT_VIP_IB, NAT_VIP_WAN = "10.13.0.30", "10.12.0.30"
+CHOSEN = ("aliprod", "alicepri", "alicesup")
+OTHERS = ("bob", "root")
+
+
+@pytest.fixture(scope="module")
+def servers(lab, converged):
+    paths.start_server(lab, "labinet1", (paths.CHOSEN_PORT, paths.OTHER_PORT))
+    paths.start_server(lab, "labfw1", (paths.OTHER_PORT,))
+    return lab
+
+
+def _vip_holders(lab: cluster.Lab) -> list[str]:
+    return [h for h in paths.NAT_ROUTERS if f"{NAT_VIP_IB}/16" in lab.exec(h, ["ip", "-4", "addr", "show", "ib0"])[1]]
+
+
+def _wait(predicate, timeout: float, step: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()
+
+
+@pytest.mark.parametrize("user", CHOSEN)
+def test_chosen_user_reaches_the_internet_masqueraded(servers, user):
+    got = paths.connect_as(servers, NODE, user, INTERNET, paths.CHOSEN_PORT, 20)
+    assert got == {"ok": 20, "failed": 0, "seen_as": [NAT_VIP_WAN]}  # SNAT to the VIP that moves
+
+
+@pytest.mark.parametrize("user", OTHERS)
+def test_other_user_takes_the_default_route_and_the_firewall_drops_it(servers, user):
+    before = cluster.fw_drops(servers)
+    got = paths.connect_as(servers, NODE, user, INTERNET, paths.OTHER_PORT, 2)
+    assert got == {"ok": 0, "failed": 2, "seen_as": []}
+    assert cluster.fw_drops(servers) >= before + 2  # labfw1 saw (and dropped) the SYNs from ib
+
+
+def test_no_packet_leaks_either_way_across_1000_connections_each(servers):
+    """Both close patterns: the client's last ACK from TIME_WAIT has no socket owner (LAB-NOTES:
+    uidrange alone and a plain mark leak it); the ct mark restore must route it like the rest."""
+    lab = servers
+    paths.install_counters(lab)
+    runs = [(CHOSEN[0], INTERNET, paths.CHOSEN_PORT, False), (CHOSEN[2], INTERNET, paths.CHOSEN_PORT, True),
+            (OTHERS[0], FW_WAN, paths.OTHER_PORT, False), (OTHERS[1], FW_WAN, paths.OTHER_PORT, True)]
+    for user, dest, port, server_closes in runs:
+        got = paths.connect_as(lab, NODE, user, dest, port, 500, server_closes=server_closes)
+        assert (got["ok"], got["failed"]) == (500, 0), (user, got)
+    counts = paths.path_counts(lab)
+    assert counts.chosen_via_default == 0, counts
+    assert counts.other_via_nat == 0, counts
+    # Each connection sends at least SYN, ACK, data, FIN, ACK: the counters saw the real traffic.
+    assert counts.chosen_via_nat >= 1000 * 5, counts
+    assert counts.other_via_default >= 1000 * 5, counts
+
+
+def _table_routes(lab: cluster.Lab) -> str:
+    return lab.exec(NODE, ["ip", "route", "show", "table", "201"])[1]
+
+
+def test_ib_flap_is_healed_without_human_action(servers):
+    """seed 003's fault: an admin flap of ib0 drops table 201's routes; beacon -> reactor -> heal."""
+    lab = servers
+    assert "default via 10.13.0.30 dev ib0" in _table_routes(lab)
+    assert lab_cli(lab, "flap", NODE, "ib0").returncode == 0
+    assert _wait(lambda: "default via 10.13.0.30" in _table_routes(lab), 20)
+    got = paths.connect_as(lab, NODE, CHOSEN[0], INTERNET, paths.CHOSEN_PORT, 5)
+    assert got == {"ok": 5, "failed": 0, "seen_as": [NAT_VIP_WAN]}
+
+
+def test_chosen_users_do_not_need_the_main_default_route(servers):
+    """A real flap also takes the main table's default until the site's network setup restores
+    it: the uidrange rules route the chosen users' connect() without it."""
+    lab = servers
+    assert lab.exec(NODE, ["ip", "route", "del", "default"])[0] == 0
+    try:
+        got = paths.connect_as(lab, NODE, CHOSEN[1], INTERNET, paths.CHOSEN_PORT, 5)
+        assert got == {"ok": 5, "failed": 0, "seen_as": [NAT_VIP_WAN]}
+    finally:
+        lab.exec(NODE, ["ip", "route", "replace", "default", "via", "10.13.0.254"])
+
+
+def _synced(lab: cluster.Lab, router: str, port: int) -> str:
+    argv = ["conntrack", "-L", "-p", "tcp", "--dport", str(port), "--state", "ESTABLISHED"]
+    return lab.exec(router, argv)[1]
+
+
+def test_long_lived_flow_survives_losing_the_master_nat_router(servers):
+    """labnat1 (priority 150) loses ib0's carrier: labnat2 takes both VIPs, and the flow it never
+    saw start goes on, because conntrackd had already given it the connection and its SNAT."""
+    lab = servers
+    assert _vip_holders(lab) == ["labnat1"]
+    result = paths.stream_as(lab, NODE, CHOSEN[1], INTERNET, paths.CHOSEN_PORT, seconds=8)
+    assert _wait(lambda: f"dport={paths.CHOSEN_PORT}" in _synced(lab, "labnat2", paths.CHOSEN_PORT), 5)
+    try:
+        assert lab_cli(lab, "partition", "labnat1", "ib0").returncode == 0
+        assert _wait(lambda: _vip_holders(lab) == ["labnat2"], 5)
+        assert f"{NAT_VIP_WAN}/24" in lab.exec("labnat2", ["ip", "-4", "addr", "show", "eth1"])[1]
+        assert _wait(lambda: paths.stream_result(lab, NODE, result) is not None, 30)
+    finally:
+        assert lab_cli(lab, "heal", "labnat1", "ib0").returncode == 0
+        assert _wait(lambda: _vip_holders(lab) == ["labnat1"], 10)  # preempts back
+    got = paths.stream_result(lab, NODE, result)
+    assert got["error"] is None and got["echoed"] == got["sent"] > 300, got
+    assert got["max_gap_s"] < 2.0, got  # the figure itself: make bench-nat-failover
