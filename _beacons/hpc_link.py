@@ -30,7 +30,7 @@ IFF_UP = 0x1
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
 SYS_NET = "/sys/class/net"
-_LISTENER: dict = {}
+THREAD_NAME = "hpc_link"  # found by name: a module reload (sync) must not leave a second listener
 
 
 def __virtual__():
@@ -105,10 +105,11 @@ class Listener(threading.Thread):
     from select), parsed with pyroute2's marshal."""
 
     def __init__(self, opts: dict, interfaces: list[str], debounce: float) -> None:
-        super().__init__(name="hpc_link", daemon=True)
+        super().__init__(name=THREAD_NAME, daemon=True)
         from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
         self.opts, self.watched, self.debounce = opts, set(interfaces), debounce
+        self.key = (tuple(sorted(interfaces)), debounce)
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
         self.sock.bind((0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR))
         self.marshal = MarshalRtnl()
@@ -146,7 +147,7 @@ class Listener(threading.Thread):
             current = sys_state(name)
             event = verdict(states, current, self.last.get(name))
             self.last[name] = current
-            if event:
+            if event and not self.stopped.is_set():  # replaced meanwhile: the new listener reports
                 tag = f"hpc/net/link/{name}/{event['state']}"
                 bus.fire_master({"interface": name, **event, "time": time.time()}, tag)
                 self.fired += 1
@@ -161,15 +162,23 @@ def _index(name: str) -> int | None:
         return None
 
 
+def listeners() -> list[threading.Thread]:
+    """Every live listener of this process, whichever copy of this module started it."""
+    return [t for t in threading.enumerate() if t.name == THREAD_NAME and t.is_alive()]
+
+
 def beacon(config):
-    """Starts (or restarts) the netlink listener; the events come from it, not from this call."""
+    """Starts (or restarts) the netlink listener; the events come from it, not from this call.
+
+    One listener per minion process: one of this module's code with this config is kept, any
+    other (an older config, or started by the copy of this module a sync replaced) is stopped."""
     conf = _config(config)
     key = (tuple(sorted(conf["interfaces"])), float(conf.get("debounce", 0.05)))
-    listener = _LISTENER.get("thread")
-    if listener is None or not listener.is_alive() or _LISTENER.get("key") != key:
-        if listener is not None:
-            listener.stopped.set()
-        _LISTENER["thread"] = Listener(__opts__, list(key[0]), key[1])
-        _LISTENER["key"] = key
-        _LISTENER["thread"].start()
+    running = listeners()
+    keep = next((t for t in running if type(t) is Listener and t.key == key and not t.stopped.is_set()), None)
+    for thread in running:
+        if thread is not keep:
+            thread.stopped.set()
+    if keep is None:
+        Listener(__opts__, list(key[0]), key[1]).start()
     return []

@@ -66,8 +66,11 @@ def wait(predicate, timeout: float, step: float = 0.1) -> bool:
 
 def bench_heal(lab: cluster.Lab, runs: int) -> None:
     script = ROOT / "lab" / "hpclab" / "flapbench.py"
-    rc, out, err = lab.exec(NODE, ["/usr/bin/python3", "-I", str(script), "ib0", "201", str(runs), "1.0", "10"],
-                            timeout=runs * 15 + 60)
+    try:
+        rc, out, err = lab.exec(NODE, ["/usr/bin/python3", "-I", str(script), "ib0", "201", str(runs), "1.0", "10"],
+                                timeout=runs * 15 + 60)
+    finally:
+        lab.restore_default_route(NODE)  # the flaps took the main table's too (not ours to heal)
     if rc != 0:
         raise RuntimeError(f"flapbench: {err.strip()}")
     got = json.loads(out)

@@ -310,15 +310,22 @@ class Lab:
 
     def flap(self, name: str, iface: str, down_s: float = 0.0) -> None:
         """``ip link set IFACE down``, then up. The kernel drops every static route through the
-        interface; the host's own default route (lab setup, like the site's network config on a
-        real node) is put back, the rest (policy routing's tables) is for the states to heal."""
+        interface; the host's own default route is put back (``restore_default_route``), the
+        rest (policy routing's tables) is for the states to heal."""
         script = f"ip link set {iface} down && sleep {down_s} && ip link set {iface} up"
-        node = self.node(name)
-        if node.gateway:
-            script += f" && ip route replace default via {node.gateway}"
         rc, _, err = self.exec(name, ["sh", "-c", script])
         if rc != 0:
             raise RuntimeError(f"flap {iface} in {name}: {err.strip()}")
+        self.restore_default_route(name)
+
+    def restore_default_route(self, name: str) -> None:
+        """Put back the default route `lab up` gave the host, as the site's network configuration
+        (ifupdown, networkd) would on a real node after a link flap. Lab setup, not Salt's."""
+        gateway = self.node(name).gateway
+        if gateway:
+            rc, _, err = self.exec(name, ["ip", "route", "replace", "default", "via", gateway])
+            if rc != 0:
+                raise RuntimeError(f"default route via {gateway} in {name}: {err.strip()}")
 
     def partition(self, name: str, up: bool = False, ifaces: list[str] | None = None) -> list[str]:
         """Set the root-side links of host ``name`` down (cut off: the host sees its carrier go)

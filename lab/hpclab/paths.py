@@ -110,9 +110,10 @@ def stream_as(lab: cluster.Lab, host: str, user: str, dest: str, port: int, seco
               interval: float = 0.01) -> str:
     """Start one long-lived flow in the background; returns the file its result will be in."""
     result = f"/tmp/{lab.prefix}-stream-{user}.json"
-    argv = (f"rm -f {result}; setsid runuser -u {user} -- /usr/bin/python3 -I {TRAFFIC} stream {dest} {port} "
-            f"{seconds} {interval} </dev/null >{result}.tmp 2>&1 && mv {result}.tmp {result} &")
-    _run(lab, host, ["sh", "-c", argv])
+    stream = (f"runuser -u {user} -- /usr/bin/python3 -I {TRAFFIC} stream {dest} {port} {seconds} {interval} "
+              f">{result}.tmp 2>&1 && mv {result}.tmp {result}")
+    # A session of its own: it outlives the exec that started it (and its process group).
+    _run(lab, host, ["sh", "-c", f"rm -f {result}; setsid sh -c '{stream}' </dev/null >/dev/null 2>&1 &"])
     return result
 
 

@@ -40,3 +40,34 @@ def test_a_lost_address_counts_as_a_flap():
 def test_config_validation():
     assert beacon.validate([{"interfaces": ["ib0"]}, {"debounce": 0.05}])[0] is True
     assert beacon.validate([{"debounce": 0.05}])[0] is False
+
+
+def _module_copy():
+    """A fresh copy of the beacon module, as Salt's loader makes after a sync; its listener
+    thread only waits to be stopped (no event bus in a unit test)."""
+    copy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(copy)
+    copy.__opts__ = {}
+    copy.Listener.run = lambda self: self.stopped.wait()
+    return copy
+
+
+def test_one_listener_per_process_across_calls_reloads_and_config_changes():
+    first, second = _module_copy(), _module_copy()
+    try:
+        first.beacon([{"interfaces": ["lo"]}])
+        [started] = first.listeners()
+        first.beacon([{"interfaces": ["lo"]}])
+        assert first.listeners() == [started]  # every tick: the same listener
+        second.beacon([{"interfaces": ["lo"]}])  # the module was reloaded: its own code takes over
+        started.join(2)
+        [replaced] = second.listeners()
+        assert replaced is not started and type(replaced) is second.Listener
+        second.beacon([{"interfaces": ["lo"], "debounce": 0.1}])
+        replaced.join(2)
+        [reconfigured] = second.listeners()
+        assert reconfigured.key == (("lo",), 0.1)
+    finally:
+        for thread in second.listeners():
+            thread.stopped.set()
+            thread.join(2)

@@ -101,7 +101,7 @@ def test_chosen_users_do_not_need_the_main_default_route(servers):
         got = paths.connect_as(lab, NODE, CHOSEN[1], INTERNET, paths.CHOSEN_PORT, 5)
         assert got == {"ok": 5, "failed": 0, "seen_as": [NAT_VIP_WAN]}
     finally:
-        lab.exec(NODE, ["ip", "route", "replace", "default", "via", "10.13.0.254"])
+        lab.restore_default_route(NODE)
 
 
 def _synced(lab: cluster.Lab, router: str, port: int) -> str:
