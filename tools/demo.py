@@ -1,10 +1,14 @@
 """`make demo`: the whole example cluster on this machine, configured by Salt, then a fault healed.
 
 1. `lab up` (progress shown: kernel download, VM boot, minions answering);
-2. `salt '*' state.apply` through the lab's master, summarised per host and per subsystem;
-3. the fault scenarios that exist so far, shown as they happen: an IB link flap on a compute
-   node drops its policy routes; the beacon -> reactor -> heal path puts them back;
-4. the lab stays up: how to look around and how to tear it down.
+2. `salt '*' state.apply` through the lab's master, summarised per host and per subsystem, then
+   again: nothing left to change;
+3. per-user policy routing with real traffic: chosen users leave through the NAT router, others
+   are dropped by the firewall;
+4. the fault scenarios that exist so far, shown as they happen: an IB link flap on a compute
+   node drops its policy routes and the beacon -> reactor -> heal path puts them back; the
+   master NAT router loses its link and a running flow carries on through the backup;
+5. the lab stays up: how to look around and how to tear it down.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "lab"), str(ROOT / "_utils")]
 
-from hpclab import cluster  # noqa: E402
+from hpclab import cluster, paths  # noqa: E402
 from hpclab import salt as labsalt  # noqa: E402
+
+INTERNET = "10.12.0.250"  # labinet1: reachable from ib only through the NAT routers
 
 
 def say(text: str) -> None:
@@ -49,6 +55,49 @@ def summarise(result: dict) -> int:
     return failed
 
 
+def changes(result: dict) -> int:
+    return sum(bool(v.get("changes")) for states in result.values() if isinstance(states, dict)
+               for v in states.values())
+
+
+def users_scenario(lab: cluster.Lab) -> None:
+    say("per-user routing on labcn1: who reaches labinet1 (the internet), and as whom?")
+    paths.start_server(lab, "labinet1", (paths.CHOSEN_PORT,))
+    for user, why in (("aliprod", "chosen by name"), ("alicepri", "group alice, as primary group"),
+                      ("alicesup", "group alice, as supplementary group"), ("bob", "not chosen")):
+        got = paths.connect_as(lab, "labcn1", user, INTERNET, paths.CHOSEN_PORT, 5)
+        seen = f"seen as {', '.join(got['seen_as'])}" if got["seen_as"] else "dropped by labfw1"
+        print(f"  {user:<9} ({why}): {got['ok']}/5 connected, {seen}")
+
+
+def vip_holder(lab: cluster.Lab) -> str:
+    held = [h for h in paths.NAT_ROUTERS if "10.13.0.30/16" in lab.exec(h, ["ip", "-4", "addr", "show", "ib0"])[1]]
+    return ", ".join(held) or "nobody"
+
+
+def nat_failover_scenario(lab: cluster.Lab) -> None:
+    say("fault: labnat1, the master NAT router, loses its ib link during a flow (`lab partition labnat1 ib0`)")
+    print(f"  NAT gateway VIP 10.13.0.30 on: {vip_holder(lab)}")
+    result = paths.stream_as(lab, "labcn1", "aliprod", INTERNET, paths.CHOSEN_PORT, seconds=6)
+    time.sleep(2)
+    lab.partition("labnat1", ifaces=["ib0"])
+    try:
+        time.sleep(1)
+        print(f"  1 s later the VIP is on: {vip_holder(lab)}")
+        deadline = time.monotonic() + 20
+        while (got := paths.stream_result(lab, "labcn1", result)) is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        lab.partition("labnat1", up=True, ifaces=["ib0"])
+    if got and not got["error"]:
+        print(f"  the flow (a probe every 10 ms) carried on: {got['echoed']}/{got['sent']} echoed, "
+              f"longest wait {got['max_gap_s']:.2f} s (conntrackd had synced it to labnat2)")
+    else:
+        print(f"  the flow broke: {got}")
+    time.sleep(2)
+    print(f"  labnat1's link back: the VIP is on {vip_holder(lab)} again (higher priority)")
+
+
 def routes(lab: cluster.Lab, host: str) -> str:
     return lab.exec(host, ["ip", "route", "show", "table", "201"])[1].strip()
 
@@ -75,7 +124,13 @@ def main() -> int:
     say("salt '*' state.apply, through the lab's master")
     failed = summarise(highstate(lab))
     print(f"  {failed} failed state(s)")
+    say("salt '*' state.apply again: nothing should be left to change")
+    again = highstate(lab)
+    failed += summarise(again)
+    print(f"  {changes(again)} change(s)")
+    users_scenario(lab)
     flap_scenario(lab)
+    nat_failover_scenario(lab)
     say(f"the lab {lab.prefix} stays up. Look around:")
     print("  lab/lab status                 hosts, addresses, minions, daemons")
     print("  lab/lab salt '*' test.ping     salt through the lab's master")
