@@ -55,15 +55,6 @@ def p95(values: list[float]) -> float:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
-def wait(predicate, timeout: float, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
-
-
 def bench_heal(lab: cluster.Lab, runs: int) -> None:
     script = ROOT / "lab" / "hpclab" / "flapbench.py"
     try:
@@ -84,21 +75,17 @@ def bench_heal(lab: cluster.Lab, runs: int) -> None:
     print(f"heal_timeouts={got['timeouts']}")
 
 
-def _vip_holders(lab: cluster.Lab) -> list[str]:
-    return [h for h in paths.NAT_ROUTERS if "10.13.0.30/16" in lab.exec(h, ["ip", "-4", "addr", "show", "ib0"])[1]]
-
-
 def bench_failover(lab: cluster.Lab, runs: int) -> None:
     gaps, broken = [], 0
     for i in range(runs):
-        if not wait(lambda: _vip_holders(lab) == ["labnat1"], 15):
-            raise RuntimeError(f"run {i}: the NAT VIP is on {_vip_holders(lab)}, not on labnat1 alone")
+        if not paths.wait_until(lambda: paths.vip_holders(lab) == ["labnat1"], 15):
+            raise RuntimeError(f"run {i}: the NAT VIP is on {paths.vip_holders(lab)}, not on labnat1 alone")
         time.sleep(1)
         result = paths.stream_as(lab, NODE, CHOSEN[0], INTERNET, paths.CHOSEN_PORT, seconds=5, interval=0.01)
         time.sleep(2)
         lab.partition("labnat1", ifaces=["ib0"])
         try:
-            done = wait(lambda r=result: paths.stream_result(lab, NODE, r) is not None, 30)
+            done = paths.wait_until(lambda r=result: paths.stream_result(lab, NODE, r) is not None, 30)
         finally:
             lab.partition("labnat1", up=True, ifaces=["ib0"])
         got = paths.stream_result(lab, NODE, result) if done else None

@@ -71,8 +71,7 @@ def users_scenario(lab: cluster.Lab) -> None:
 
 
 def vip_holder(lab: cluster.Lab) -> str:
-    held = [h for h in paths.NAT_ROUTERS if "10.13.0.30/16" in lab.exec(h, ["ip", "-4", "addr", "show", "ib0"])[1]]
-    return ", ".join(held) or "nobody"
+    return ", ".join(paths.vip_holders(lab)) or "nobody"
 
 
 def nat_failover_scenario(lab: cluster.Lab) -> None:

@@ -16,6 +16,8 @@ nodes and NAT routers; this module only generates traffic and counts it):
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,7 @@ CHOSEN_PORT = 8001  # the chosen users connect here ...
 OTHER_PORT = 8002  # ... everyone else here: the port tells the gateways whose packet it is
 DEFAULT_GATEWAYS = ("labfw1",)
 NAT_ROUTERS = ("labnat1", "labnat2")
+NAT_VIP = "10.13.0.30/16"  # the gateway of table 201, on the NAT routers' ib0
 
 
 def _run(lab: cluster.Lab, host: str, argv: list[str], timeout: float = 120, stdin: str | None = None) -> str:
@@ -121,3 +124,18 @@ def stream_result(lab: cluster.Lab, host: str, result: str) -> dict | None:
     """The stream's JSON once it has finished, else None."""
     rc, out, _ = lab.exec(host, ["cat", result])
     return json.loads(out) if rc == 0 and out.strip() else None
+
+
+def vip_holders(lab: cluster.Lab) -> list[str]:
+    """The NAT routers that hold the gateway VIP now (one, unless a failover is under way)."""
+    return [h for h in NAT_ROUTERS if NAT_VIP in lab.exec(h, ["ip", "-4", "addr", "show", "ib0"])[1]]
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``timeout`` seconds passed (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()

@@ -9,8 +9,6 @@ supplementary one) are marked; bob and root are not.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from labtests import lab_cli
 
@@ -21,7 +19,7 @@ pytestmark = pytest.mark.lab
 NODE = "labcn1"
 INTERNET = "10.12.0.250"  # labinet1: reachable from ib only through the NAT routers
 FW_WAN = "10.12.0.254"  # labfw1's wan address: reachable by the default route
-NAT_VIP_IB, NAT_VIP_WAN = "10.13.0.30", "10.12.0.30"
+NAT_VIP_WAN = "10.12.0.30"  # the SNAT address, on the same VRRP instance as the gateway VIP
 CHOSEN = ("aliprod", "alicepri", "alicesup")
 OTHERS = ("bob", "root")
 
@@ -31,19 +29,6 @@ def servers(lab, converged):
     paths.start_server(lab, "labinet1", (paths.CHOSEN_PORT, paths.OTHER_PORT))
     paths.start_server(lab, "labfw1", (paths.OTHER_PORT,))
     return lab
-
-
-def _vip_holders(lab: cluster.Lab) -> list[str]:
-    return [h for h in paths.NAT_ROUTERS if f"{NAT_VIP_IB}/16" in lab.exec(h, ["ip", "-4", "addr", "show", "ib0"])[1]]
-
-
-def _wait(predicate, timeout: float, step: float = 0.1) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
 
 
 @pytest.mark.parametrize("user", CHOSEN)
@@ -87,7 +72,7 @@ def test_ib_flap_is_healed_without_human_action(servers):
     lab = servers
     assert "default via 10.13.0.30 dev ib0" in _table_routes(lab)
     assert lab_cli(lab, "flap", NODE, "ib0").returncode == 0
-    assert _wait(lambda: "default via 10.13.0.30" in _table_routes(lab), 20)
+    assert paths.wait_until(lambda: "default via 10.13.0.30" in _table_routes(lab), 20)
     got = paths.connect_as(lab, NODE, CHOSEN[0], INTERNET, paths.CHOSEN_PORT, 5)
     assert got == {"ok": 5, "failed": 0, "seen_as": [NAT_VIP_WAN]}
 
@@ -113,17 +98,17 @@ def test_long_lived_flow_survives_losing_the_master_nat_router(servers):
     """labnat1 (priority 150) loses ib0's carrier: labnat2 takes both VIPs, and the flow it never
     saw start goes on, because conntrackd had already given it the connection and its SNAT."""
     lab = servers
-    assert _vip_holders(lab) == ["labnat1"]
+    assert paths.vip_holders(lab) == ["labnat1"]
     result = paths.stream_as(lab, NODE, CHOSEN[1], INTERNET, paths.CHOSEN_PORT, seconds=8)
-    assert _wait(lambda: f"dport={paths.CHOSEN_PORT}" in _synced(lab, "labnat2", paths.CHOSEN_PORT), 5)
+    assert paths.wait_until(lambda: f"dport={paths.CHOSEN_PORT}" in _synced(lab, "labnat2", paths.CHOSEN_PORT), 5)
     try:
         assert lab_cli(lab, "partition", "labnat1", "ib0").returncode == 0
-        assert _wait(lambda: _vip_holders(lab) == ["labnat2"], 5)
+        assert paths.wait_until(lambda: paths.vip_holders(lab) == ["labnat2"], 5)
         assert f"{NAT_VIP_WAN}/24" in lab.exec("labnat2", ["ip", "-4", "addr", "show", "eth1"])[1]
-        assert _wait(lambda: paths.stream_result(lab, NODE, result) is not None, 30)
+        assert paths.wait_until(lambda: paths.stream_result(lab, NODE, result) is not None, 30)
     finally:
         assert lab_cli(lab, "heal", "labnat1", "ib0").returncode == 0
-        assert _wait(lambda: _vip_holders(lab) == ["labnat1"], 10)  # preempts back
+        assert paths.wait_until(lambda: paths.vip_holders(lab) == ["labnat1"], 10)  # preempts back
     got = paths.stream_result(lab, NODE, result)
     assert got["error"] is None and got["echoed"] == got["sent"] > 300, got
     assert got["max_gap_s"] < 2.0, got  # the figure itself: make bench-nat-failover
