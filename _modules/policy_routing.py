@@ -5,6 +5,7 @@ marking of the chosen users' and groups' traffic. Reads and writes the kernel th
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -27,6 +28,7 @@ from hpc_types import expand
 log = logging.getLogger(__name__)
 __virtualname__ = "policy_routing"
 LOCK = "/run/hpcnet-policy-routing.lock"
+WAITING = "/run/hpcnet-policy-routing.waiting"  # held by the one heal queued behind a running one
 
 
 def __virtual__():
@@ -128,20 +130,36 @@ def apply(test=False):
         salt 'labcn*' policy_routing.apply
         salt 'labcn*' policy_routing.apply test=True
     """
-    state, marking, missing = _desired(_section())
-    os.makedirs(os.path.dirname(LOCK), exist_ok=True)
-    with open(LOCK, "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        handle = NetlinkRouting()
+    with _exclusive(LOCK):
+        return _apply_locked(test)
+
+
+@contextlib.contextmanager
+def _exclusive(path, wait=True):
+    """An flock on ``path`` for the block (yields the file); yields None at once if ``wait`` is
+    off and another process holds it."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as fh:
         try:
-            routing, marks = _plan(handle, state, marking)
-            changes = [c.describe() for c in routing] + marks
-            if test or not changes:
-                return {"changes": changes, "errors": [], "missing": missing, "applied": False}
-            errors = hpc_routing_kernel.apply(handle, routing) + (_apply_marking(marking) if marks else [])
-            left, left_marks = _plan(handle, state, marking)
-        finally:
-            handle.close()
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield None
+            return
+        yield fh
+
+
+def _apply_locked(test=False):
+    state, marking, missing = _desired(_section())
+    handle = NetlinkRouting()
+    try:
+        routing, marks = _plan(handle, state, marking)
+        changes = [c.describe() for c in routing] + marks
+        if test or not changes:
+            return {"changes": changes, "errors": [], "missing": missing, "applied": False}
+        errors = hpc_routing_kernel.apply(handle, routing) + (_apply_marking(marking) if marks else [])
+        left, left_marks = _plan(handle, state, marking)
+    finally:
+        handle.close()
     errors += [f"still differs after apply: {c.describe()}" for c in left] + \
               [f"still differs after apply: {m}" for m in left_marks]
     return {"changes": changes, "errors": errors, "missing": missing, "applied": True}
@@ -152,6 +170,10 @@ def heal(reason=""):
     Re-apply policy routing after a fault (an IB link came back), read the result back, and
     tell the master: ``hpc/net/routes/restored`` or ``hpc/net/routes/failed``.
 
+    A storm of events costs at most one heal running and one waiting: a heal that finds another
+    already waiting returns at once (``coalesced``), since the waiting one reads the kernel
+    after the running one is done and so sees whatever this one would have.
+
     CLI Example:
 
     .. code-block:: bash
@@ -159,12 +181,17 @@ def heal(reason=""):
         salt labcn1 policy_routing.heal reason='ib0 up'
     """
     started = time.monotonic()
-    result = apply()
-    ok = not result["errors"] and not plan()["changes"]
+    with _exclusive(WAITING, wait=False) as waiting:
+        if waiting is None:
+            return {"changes": [], "errors": [], "missing": [], "applied": False, "ok": True, "coalesced": True}
+        with _exclusive(LOCK):
+            fcntl.flock(waiting, fcntl.LOCK_UN)  # running now: the next event may queue behind us
+            result = _apply_locked()
+    ok = not result["errors"]  # _apply_locked read the kernel back: what still differs is an error
     tag = "hpc/net/routes/" + ("restored" if ok else "failed")
     __salt__["event.send"](tag, {"reason": reason, "changes": result["changes"], "errors": result["errors"],
                                  "seconds": round(time.monotonic() - started, 3)})
-    return dict(result, ok=ok)
+    return dict(result, ok=ok, coalesced=False)
 
 
 def clean(test=False):

@@ -3,11 +3,13 @@ for a compute node, with a private /etc (tools/private-etc) so rt_tables.d stays
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
 import subprocess
 import sys
+import time
 
 import pytest
 from testlib import ROOT, example_pillar, mutate, netns_with_ib0
@@ -126,3 +128,36 @@ def test_clean_removes_only_what_we_own(node):
     assert "10.13.0.0/16 dev ib0" in sh(node, "ip", "route", "show", "table", "150").stdout
     tables = sh(node, "nft", "list", "tables").stdout
     assert "hpcnet_mark" not in tables and "table inet site" in tables
+
+
+def _held_by_another(path: str) -> bool:
+    with open(path, "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        return False
+
+
+def test_an_event_storm_costs_one_running_and_one_waiting_heal(node):
+    """While a heal runs (here: this test holds the lock), the first heal to come waits; any
+    later one returns at once, coalesced: the waiting one will see the kernel as it is then."""
+    call(node, "policy_routing.apply")
+    name, pillar = node
+    with open("/run/hpcnet-policy-routing.lock", "w") as running:
+        fcntl.flock(running, fcntl.LOCK_EX)
+        cmd = [str(ROOT / "tools" / "private-etc"), "ip", "netns", "exec", name, sys.executable,
+               str(ROOT / "tests" / "saltcall.py"), "labcn1", str(pillar), "policy_routing.heal"]
+        env = dict(os.environ, PRIVATE_ETC_DIR=str(pillar.parent / "etc"))
+        waiting = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+        deadline = time.monotonic() + 60
+        while not _held_by_another("/run/hpcnet-policy-routing.waiting"):
+            assert time.monotonic() < deadline and waiting.poll() is None
+            time.sleep(0.05)
+        later = call(node, "policy_routing.heal")
+        assert later["coalesced"] is True and later["applied"] is False
+        assert waiting.poll() is None  # still queued behind the lock
+    out, _ = waiting.communicate(timeout=60)
+    first = json.loads(out.splitlines()[-1])
+    assert first["coalesced"] is False and first["ok"] is True
