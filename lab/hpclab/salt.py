@@ -160,9 +160,13 @@ def wait_minions(
     slow = set(slow)
     last = None
     ok: set[str] = set()
+    slow_wait = 10.0
     while True:
         missing = [m for m in minions if m not in ok]
-        wait = 20 if slow & set(missing) else 3
+        # A VM minion answers test.ping in ~8 s on an idle machine, in 90 s with another lab's VMs
+        # running: a reply later than -t is lost, so each round waits twice as long (up to 120 s).
+        slow_wait = min(slow_wait * 2, 120.0)
+        wait = int(slow_wait) if slow & set(missing) else 3
         try:
             _, out, _ = run_salt(ping_argv(run, missing, timeout=wait), wait + 30)
             ok |= answered(out)
