@@ -80,7 +80,7 @@ def bench_failover(lab: cluster.Lab, runs: int) -> None:
     for i in range(runs):
         if not paths.wait_until(lambda: paths.vip_holders(lab) == ["labnat1"], 15):
             raise RuntimeError(f"run {i}: the NAT VIP is on {paths.vip_holders(lab)}, not on labnat1 alone")
-        time.sleep(1)
+        time.sleep(3)  # after the previous run's failback: conntrackd and ARP caches settle first
         result = paths.stream_as(lab, NODE, CHOSEN[0], INTERNET, paths.CHOSEN_PORT, seconds=5, interval=0.01)
         time.sleep(2)
         lab.partition("labnat1", ifaces=["ib0"])
