@@ -40,7 +40,7 @@ for sub in ("lab", "_utils"):
 from hpclab import cluster, paths  # noqa: E402
 from hpclab.registry import LAB_ROOT  # noqa: E402
 
-NODE, INTERNET, FW_WAN = "labcn1", "10.12.0.250", "10.12.0.254"
+NODE = "labcn1"
 CHOSEN, OTHER = ("aliprod", "alicesup"), ("bob", "root")
 STATE_HOSTS = "labnat1,labnat2,labcn1,labcn2"
 
@@ -81,7 +81,7 @@ def bench_failover(lab: cluster.Lab, runs: int) -> None:
         if not paths.wait_until(lambda: paths.vip_holders(lab) == ["labnat1"], 15):
             raise RuntimeError(f"run {i}: the NAT VIP is on {paths.vip_holders(lab)}, not on labnat1 alone")
         time.sleep(3)  # after the previous run's failback: conntrackd and ARP caches settle first
-        result = paths.stream_as(lab, NODE, CHOSEN[0], INTERNET, paths.CHOSEN_PORT, seconds=5, interval=0.01)
+        result = paths.stream_as(lab, NODE, CHOSEN[0], paths.INTERNET, paths.CHOSEN_PORT, seconds=5, interval=0.01)
         time.sleep(2)
         lab.partition("labnat1", ifaces=["ib0"])
         try:
@@ -104,16 +104,12 @@ def bench_failover(lab: cluster.Lab, runs: int) -> None:
 
 
 def bench_leak(lab: cluster.Lab, runs: int) -> None:
-    paths.install_counters(lab)
-    half = runs // 2
-    for users, dest, port in ((CHOSEN, INTERNET, paths.CHOSEN_PORT), (OTHER, FW_WAN, paths.OTHER_PORT)):
-        for user, server_closes in zip(users, (False, True), strict=True):
-            got = paths.connect_as(lab, NODE, user, dest, port, half, server_closes=server_closes)
-            log(f"{user} -> {dest}:{port} x{half} ({'server' if server_closes else 'client'} closes): {got}")
-            if got["failed"]:
-                raise RuntimeError(f"{user}: {got['failed']} connections failed")
-    counts = paths.path_counts(lab)
-    print(f"leak_connections_per_class={2 * half}")
+    counts, results = paths.leak_experiment(lab, NODE, CHOSEN, OTHER, runs // 2)
+    for got in results:
+        log(f"{got}")
+    if failed := [got for got in results if got["failed"]]:
+        raise RuntimeError(f"connections failed: {failed}")
+    print(f"leak_connections_per_class={2 * (runs // 2)}")
     print(f"leak_chosen_via_default_pkts={counts.chosen_via_default}")
     print(f"leak_other_via_nat_pkts={counts.other_via_nat}")
     print(f"chosen_via_nat_pkts={counts.chosen_via_nat}")

@@ -24,8 +24,6 @@ sys.path[:0] = [str(ROOT / "lab"), str(ROOT / "_utils")]
 from hpclab import cluster, paths  # noqa: E402
 from hpclab import salt as labsalt  # noqa: E402
 
-INTERNET = "10.12.0.250"  # labinet1: reachable from ib only through the NAT routers
-
 
 def say(text: str) -> None:
     print(f"\n==> {text}", flush=True)
@@ -65,7 +63,7 @@ def users_scenario(lab: cluster.Lab) -> None:
     paths.start_server(lab, "labinet1", (paths.CHOSEN_PORT,))
     for user, why in (("aliprod", "chosen by name"), ("alicepri", "group alice, as primary group"),
                       ("alicesup", "group alice, as supplementary group"), ("bob", "not chosen")):
-        got = paths.connect_as(lab, "labcn1", user, INTERNET, paths.CHOSEN_PORT, 5)
+        got = paths.connect_as(lab, "labcn1", user, paths.INTERNET, paths.CHOSEN_PORT, 5)
         seen = f"seen as {', '.join(got['seen_as'])}" if got["seen_as"] else "dropped by labfw1"
         print(f"  {user:<9} ({why}): {got['ok']}/5 connected, {seen}")
 
@@ -77,7 +75,7 @@ def vip_holder(lab: cluster.Lab) -> str:
 def nat_failover_scenario(lab: cluster.Lab) -> None:
     say("fault: labnat1, the master NAT router, loses its ib link during a flow (`lab partition labnat1 ib0`)")
     print(f"  NAT gateway VIP 10.13.0.30 on: {vip_holder(lab)}")
-    result = paths.stream_as(lab, "labcn1", "aliprod", INTERNET, paths.CHOSEN_PORT, seconds=6)
+    result = paths.stream_as(lab, "labcn1", "aliprod", paths.INTERNET, paths.CHOSEN_PORT, seconds=6)
     time.sleep(2)
     lab.partition("labnat1", ifaces=["ib0"])
     try:

@@ -30,6 +30,8 @@ OTHER_PORT = 8002  # ... everyone else here: the port tells the gateways whose p
 DEFAULT_GATEWAYS = ("labfw1",)
 NAT_ROUTERS = ("labnat1", "labnat2")
 NAT_VIP = "10.13.0.30/16"  # the gateway of table 201, on the NAT routers' ib0
+INTERNET = "10.12.0.250"  # labinet1: reachable from ib only through the NAT routers
+FW_WAN = "10.12.0.254"  # labfw1's wan address: reachable from ib by the main table's default route
 
 
 def _run(lab: cluster.Lab, host: str, argv: list[str], timeout: float = 120, stdin: str | None = None) -> str:
@@ -107,6 +109,21 @@ def connect_as(lab: cluster.Lab, host: str, user: str, dest: str, port: int, cou
             str(count)]
     out = _run(lab, host, [*argv, "--server-closes"] if server_closes else argv, timeout=timeout)
     return json.loads(out)
+
+
+def leak_experiment(lab: cluster.Lab, node: str, chosen: tuple[str, str], others: tuple[str, str],
+                    per_user: int) -> tuple[PathCounts, list[dict]]:
+    """``per_user`` connections from ``node`` for each user: the chosen ones to labinet1 (the NAT
+    path), the others to labfw1's wan address (the default path); the first of each pair closes
+    first itself, the second lets the server close first. Counters reset before, read after;
+    returns them and each user's connect result ({"user", "ok", "failed", "seen_as"})."""
+    install_counters(lab)
+    results = []
+    for users, dest, port in ((chosen, INTERNET, CHOSEN_PORT), (others, FW_WAN, OTHER_PORT)):
+        for user, server_closes in zip(users, (False, True), strict=True):
+            got = connect_as(lab, node, user, dest, port, per_user, server_closes=server_closes)
+            results.append({"user": user, **got})
+    return path_counts(lab), results
 
 
 def stream_as(lab: cluster.Lab, host: str, user: str, dest: str, port: int, seconds: float,

@@ -17,8 +17,7 @@ from hpclab import cluster, paths
 pytestmark = pytest.mark.lab
 
 NODE = "labcn1"
-INTERNET = "10.12.0.250"  # labinet1: reachable from ib only through the NAT routers
-FW_WAN = "10.12.0.254"  # labfw1's wan address: reachable by the default route
+INTERNET = paths.INTERNET  # labinet1: reachable from ib only through the NAT routers
 NAT_VIP_WAN = "10.12.0.30"  # the SNAT address, on the same VRRP instance as the gateway VIP
 CHOSEN = ("aliprod", "alicepri", "alicesup")
 OTHERS = ("bob", "root")
@@ -48,14 +47,9 @@ def test_other_user_takes_the_default_route_and_the_firewall_drops_it(servers, u
 def test_no_packet_leaks_either_way_across_1000_connections_each(servers):
     """Both close patterns: the client's last ACK from TIME_WAIT has no socket owner (LAB-NOTES:
     uidrange alone and a plain mark leak it); the ct mark restore must route it like the rest."""
-    lab = servers
-    paths.install_counters(lab)
-    runs = [(CHOSEN[0], INTERNET, paths.CHOSEN_PORT, False), (CHOSEN[2], INTERNET, paths.CHOSEN_PORT, True),
-            (OTHERS[0], FW_WAN, paths.OTHER_PORT, False), (OTHERS[1], FW_WAN, paths.OTHER_PORT, True)]
-    for user, dest, port, server_closes in runs:
-        got = paths.connect_as(lab, NODE, user, dest, port, 500, server_closes=server_closes)
-        assert (got["ok"], got["failed"]) == (500, 0), (user, got)
-    counts = paths.path_counts(lab)
+    counts, results = paths.leak_experiment(servers, NODE, (CHOSEN[0], CHOSEN[2]), OTHERS, 500)
+    for got in results:
+        assert (got["ok"], got["failed"]) == (500, 0), got
     assert counts.chosen_via_default == 0, counts
     assert counts.other_via_nat == 0, counts
     # Each connection sends at least SYN, ACK, data, FIN, ACK: the counters saw the real traffic.
