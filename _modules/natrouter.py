@@ -90,9 +90,24 @@ def nft_ruleset():
     return "" if want is None else hpc_natrouter.render_table(want)
 
 
+def sysctls():
+    """
+    The sysctls a NAT router needs: forwarding, and loose TCP window tracking when conntrack
+    state is synced with the other routers ({} when not a NAT router).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labnat*' natrouter.sysctls
+    """
+    me = _me()
+    return {} if me is None else hpc_natrouter.sysctls(me[1])
+
+
 def sysctl_conf():
     """
-    The /etc/sysctl.d file that keeps forwarding on across reboots ('' when not a NAT router).
+    The /etc/sysctl.d file that keeps those sysctls across reboots ('' when not a NAT router).
 
     CLI Example:
 
@@ -100,7 +115,23 @@ def sysctl_conf():
 
         salt 'labnat*' natrouter.sysctl_conf
     """
-    return hpc_natrouter.render_sysctl() if is_router() else ""
+    me = _me()
+    return "" if me is None else hpc_natrouter.render_sysctl(me[1])
+
+
+def modules_conf():
+    """
+    The /etc/modules-load.d file that loads conntrack before systemd-sysctl runs at boot
+    ('' when not a NAT router or nothing of ours needs it).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labnat*' natrouter.modules_conf
+    """
+    me = _me()
+    return "" if me is None else hpc_natrouter.render_modules(me[1])
 
 
 def conntrackd_config():

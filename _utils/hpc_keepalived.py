@@ -53,8 +53,13 @@ def render(host: Host, keepalived: Keepalived, auth: dict[str, str] | None = Non
         "    enable_script_security",
         "    script_user root",
         "    vrrp_garp_master_refresh 60",
-        "}",
     ]
+    if keepalived.fast_nice and any(i.advert_int < 1 for i in mine):
+        # A backup takes over after 3 adverts + skew without one (0.18 s at 0.05 s adverts): either
+        # router descheduled that long on a busy host makes two masters. Not real-time scheduling:
+        # keepalived 2.2.7's VRRP child was SIGKILLed by its own RLIMIT_RTTIME on reload (lab).
+        lines.append(f"    vrrp_priority {keepalived.fast_nice}")
+    lines.append("}")
     for inst in mine:
         lines += [""] + _instance(inst, host, (auth or {}).get(inst.name))
     return "\n".join(lines) + "\n"

@@ -22,7 +22,13 @@ from hpc_types import expand
 
 FAMILY = "inet"
 TABLE = "hpcnet_nat"
-SYSCTLS = {"net.ipv4.ip_forward": 1}
+FORWARDING = {"net.ipv4.ip_forward": 1}
+# With conntrack sync, packets of one flow may pass the other router for a moment (a takeover, two
+# masters for an advert or two): window tracking then calls the next ones invalid, and an invalid
+# packet is neither NATed nor de-NATed, so the server answers the inside address with a RST. Seen
+# in the lab as reset flows; conntrackd's manual asks for this on firewall clusters.
+SYNC_SYSCTLS = {"net.netfilter.nf_conntrack_tcp_be_liberal": 1}
+CONNTRACK_MODULE = "nf_conntrack"  # loaded at boot, or systemd-sysctl finds no net.netfilter keys
 # nft prints these priority names; the JSON carries the numbers.
 PRIORITY_NAMES = {("filter", 0): "filter", ("nat", 100): "srcnat", ("nat", -100): "dstnat"}
 HEADER = "# Managed by Salt (hpcnet natrouter) from the cluster pillar: local edits are overwritten."
@@ -121,6 +127,8 @@ def desired(host: Host, nat: NatRouter, networks: dict[str, Network]) -> Table:
     inside, outside = host.interfaces[nat.inside].name, host.interfaces[nat.outside].name
     verdict = f"snat ip to {nat.snat_address}" if nat.snat_address else "masquerade"
     forward = Chain("forward", "filter", "forward", 0, "drop", (
+        # Never out un-NATed: an invalid packet would leave with its inside source address.
+        Rule("drop", ct_state=("invalid",)),
         Rule("accept", iif=inside, oif=outside),
         # A new connection from outside is never forwarded in: replies and ICMP errors only.
         Rule("accept", iif=outside, oif=inside, ct_state=("established", "related")),
@@ -142,8 +150,17 @@ def render_table(table: Table) -> str:
     return "\n".join(lines + ["}"]) + "\n"
 
 
-def render_sysctl() -> str:
-    return HEADER + "\n" + "".join(f"{k} = {v}\n" for k, v in SYSCTLS.items())
+def sysctls(nat: NatRouter) -> dict[str, int]:
+    return {**FORWARDING, **(SYNC_SYSCTLS if nat.conntrack_sync else {})}
+
+
+def render_sysctl(nat: NatRouter) -> str:
+    return HEADER + "\n" + "".join(f"{k} = {v}\n" for k, v in sysctls(nat).items())
+
+
+def render_modules(nat: NatRouter) -> str:
+    """The modules-load.d file: the conntrack module, when a sysctl of ours needs it at boot."""
+    return f"{HEADER}\n{CONNTRACK_MODULE}\n" if nat.conntrack_sync else ""
 
 
 # ---------------------------------------------------------------- conntrackd.conf

@@ -146,6 +146,8 @@ class VrrpInstance(Model):
 
 class Keepalived(Model):
     instances: list[VrrpInstance] = []
+    # Nice value of the VRRP process on hosts with a sub-second instance; 0: as any process.
+    fast_nice: int = Field(default=-20, ge=-20, le=0)
 
 
 # ---------------------------------------------------------------- routing and NAT

@@ -148,6 +148,22 @@ def vip_holders(lab: cluster.Lab) -> list[str]:
     return [h for h in NAT_ROUTERS if NAT_VIP in lab.exec(h, ["ip", "-4", "addr", "show", "ib0"])[1]]
 
 
+def stall_vrrp(lab: cluster.Lab, host: str, seconds: float) -> None:
+    """Stop keepalived's VRRP process on ``host`` for ``seconds`` (a busy host that misses its
+    adverts): the backup takes over, then gives the VIPs back when the adverts resume."""
+    child = "$(pgrep -P $(cat /run/keepalived.pid))"  # by its parent's pid, not by name
+    _run(lab, host, ["sh", "-c", f"p={child}; kill -STOP $p; sleep {seconds}; kill -CONT $p"])
+
+
+def became_master(lab: cluster.Lab, host: str) -> int:
+    """How many times keepalived on ``host`` became master (its SIGUSR2 statistics)."""
+    stats = "/tmp/keepalived.stats"
+    _run(lab, host, ["sh", "-c", f"rm -f {stats}; kill -USR2 $(cat /run/keepalived.pid)"])
+    wait_until(lambda: lab.exec(host, ["test", "-s", stats])[0] == 0, 5)
+    out = _run(lab, host, ["cat", stats])
+    return sum(int(line.split(":")[1]) for line in out.splitlines() if line.strip().startswith("Became master:"))
+
+
 def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.1) -> bool:
     """Poll ``predicate`` until it holds (True) or ``timeout`` seconds passed (False)."""
     deadline = time.monotonic() + timeout

@@ -1,7 +1,8 @@
 {#- Removes what this formula made and nothing else: our nft table (other tables stay), our sysctl
-    file (the running value is left as it is) and our conntrackd.conf, after stopping the daemon
-    that reads it (the init script needs the file to stop it). A conntrackd.conf without our header
-    is Debian's or someone else's: it and its daemon are left alone. Works whatever the pillar says. #}
+    and modules-load files (running values and modules are left as they are) and our
+    conntrackd.conf, after stopping the daemon that reads it (the init script needs the file). A
+    conntrackd.conf without our header is Debian's or someone else's: it and its daemon are left
+    alone. Works whatever the pillar says. #}
 {%- from tpldir ~ "/map.jinja" import natrouter with context %}
 {%- set ours = "grep -qs '^# Managed by Salt (hpcnet natrouter)' " ~ natrouter.conntrackd.config %}
 natrouter-clean-natrouter-nft_absent:
@@ -11,6 +12,10 @@ natrouter-clean-natrouter-nft_absent:
 natrouter-clean-file-absent-sysctl:
   file.absent:
     - name: {{ natrouter.sysctl_file }}
+
+natrouter-clean-file-absent-modules:
+  file.absent:
+    - name: {{ natrouter.modules_file }}
 
 natrouter-clean-service-dead:
   service.dead:

@@ -16,9 +16,16 @@ def render(pillar, host, auth=None):
 def test_nat_router_gets_its_instance_with_vrrpv3(pillar):
     text = render(pillar, "labnat2")
     assert "vrrp_instance nat_gw {" in text and "vrrp_instance lvs_vip" not in text
-    for line in ("interface ib0", "virtual_router_id 52", "priority 100", "advert_int 0.1", "version 3",
+    for line in ("interface ib0", "virtual_router_id 52", "priority 100", "advert_int 0.05", "version 3",
                  "10.13.0.30/16 dev ib0", 'notify "/etc/keepalived/hpc-notify nat_gw"'):
         assert f"    {line}\n" in text or f"        {line}\n" in text, line
+
+
+def test_sub_second_vrrp_runs_at_high_priority_and_one_second_does_not(pillar):
+    assert "    vrrp_priority -20\n" in render(pillar, "labnat1")
+    assert "vrrp_priority" not in render(pillar, "lablvs1")  # advert_int 1
+    data = mutate(pillar, "keepalived.fast_nice", 0)
+    assert "vrrp_priority" not in render(data, "labnat1")
 
 
 def test_v2_instance_carries_its_auth_pass(pillar):

@@ -68,6 +68,7 @@ def test_outside_gets_replies_only_and_nat_covers_the_inside_network_only(pillar
     forward, post = want(pillar).chains
     assert (forward.policy, post.policy) == ("drop", "accept")
     assert [r.text() for r in forward.rules] == [
+        "ct state invalid drop",  # an invalid packet is not NATed: it would leave with its inside address
         'iifname "ib0" oifname "eth1" accept',
         'iifname "eth1" oifname "ib0" ct state established,related accept']
     assert [r.text() for r in post.rules] == ['oifname "eth1" ip saddr 10.13.0.0/16 masquerade']
@@ -84,8 +85,14 @@ def test_only_declared_hosts_are_routers(pillar):
     assert not nr.is_router("labnat1", None)
 
 
-def test_sysctl_file_turns_forwarding_on():
-    assert nr.render_sysctl().splitlines()[1:] == ["net.ipv4.ip_forward = 1"]
+def test_sysctl_file_turns_forwarding_on_and_window_tracking_loose_with_sync(pillar):
+    nat = hpc_pillar.load(pillar)["natrouter"]
+    assert nr.render_sysctl(nat).splitlines()[1:] == [
+        "net.ipv4.ip_forward = 1", "net.netfilter.nf_conntrack_tcp_be_liberal = 1"]
+    assert nr.render_modules(nat).splitlines()[1:] == ["nf_conntrack"]
+    alone = hpc_pillar.load(mutate(pillar, "natrouter.conntrack_sync", False))["natrouter"]
+    assert nr.render_sysctl(alone).splitlines()[1:] == ["net.ipv4.ip_forward = 1"]
+    assert nr.render_modules(alone) == ""
 
 
 # ---------------------------------------------------------------- conntrackd.conf
@@ -145,8 +152,8 @@ def test_single_ct_state_is_a_string_in_json():
 
 def test_rule_not_understood_is_kept_as_unknown():
     rules = nr.parse_table(fixture("extra_rule.json")).chain("forward").rules
-    assert len(rules) == 3 and rules[2].unknown and "dport" in rules[2].unknown
-    assert rules[2].text().startswith("# not understood")
+    assert len(rules) == 4 and rules[3].unknown and "dport" in rules[3].unknown
+    assert rules[3].text().startswith("# not understood")
 
 
 def test_snat_parses(pillar):

@@ -29,7 +29,7 @@ MISTAKES = [
     ("VRRP priority out of range", ("keepalived.instances.0.priorities.lablvs1", 255),
      "keepalived.instances[0].priorities.lablvs1: must be 1..254 (got 255)"),
     ("sub-second advert with VRRPv2", ("keepalived.instances.1.vrrp_version", 2),
-     "keepalived.instances[1].advert_int: below 1 s requires vrrp_version 3 (got 0.1)"),
+     "keepalived.instances[1].advert_int: below 1 s requires vrrp_version 3 (got 0.05)"),
     ("routing table id out of range", ("policy_routing.tables.0.id", 253),
      "policy_routing.tables[0].id: must be 1..252 (got 253)"),
     ("routing table name taken twice", ("policy_routing.tables", [{"id": 201, "name": "alinat"},
