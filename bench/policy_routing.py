@@ -17,6 +17,7 @@ Not a test. Prints ``name=value`` lines (progress goes to stderr):
 
     bench/policy_routing.py heal|failover|leak [--prefix P] [--runs N]
 
+Each first waits until the directors' VMs use less than half a core each (``vms_settle_s``).
 Without ``--prefix`` it brings its own lab up (random prefix), applies the states to the NAT
 routers and compute nodes, and takes the lab down at the end; with it, it uses that lab as it is
 (the states applied, e.g. after `lab up` and `lab salt '*' state.apply`). Run as root.
@@ -147,6 +148,9 @@ def main() -> int:
             lab, prefix = own_lab()
         paths.start_server(lab, "labinet1", (paths.CHOSEN_PORT,))
         paths.start_server(lab, "labfw1", (paths.OTHER_PORT,))
+        # The directors' emulated VMs share this machine's cores with the NAT routers and the
+        # nodes (real ones would not): measure once they are idle, and say how long that took.
+        print(f"vms_settle_s={lab.wait_vms_idle(progress=log):.0f}")
         func(lab, args.runs or default_runs)
         return 0
     finally:

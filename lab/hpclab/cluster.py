@@ -256,6 +256,25 @@ class Lab:
             out[by_ns[ns]].append((int(entry.name), comm, args))
         return out
 
+    def vm_load(self, seconds: float = 5.0) -> dict[str, float]:
+        """Each VM's use of host cores over the next ``seconds`` (emulated: a busy guest takes
+        a whole core, which the namespace hosts then do without)."""
+        vms = [self.vm(n) for n, node in self.topo.nodes.items() if node.kind == "vm"]
+        before = {v.name: labvm.cpu_seconds(v.pid) for v in vms}
+        time.sleep(seconds)
+        return {v.name: round((labvm.cpu_seconds(v.pid) - before[v.name]) / seconds, 2) for v in vms}
+
+    def wait_vms_idle(self, below: float = 0.5, timeout: float = 600,
+                      progress: Callable[[str], None] = lambda _msg: None) -> float:
+        """Wait until every VM uses less than ``below`` of a core (after boot and the first Salt
+        runs they keep a core each busy for minutes); the seconds waited. Gives up at ``timeout``."""
+        started = time.monotonic()
+        while True:
+            load = self.vm_load()
+            progress(f"VMs' host CPU (cores): {load}")
+            if all(v < below for v in load.values()) or time.monotonic() - started > timeout:
+                return time.monotonic() - started
+
     def vm_processes(self, name: str) -> list[tuple[int, str, str]]:
         """Processes inside VM ``name`` (guest PID, comm, args)."""
         rc, out, _ = self.exec(name, ["ps", "-eo", "pid=,comm=,args="], timeout=60)

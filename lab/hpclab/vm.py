@@ -441,6 +441,12 @@ def _starttime(pid: int) -> int:
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def start_vm(
     run: Run,
     name: str,
