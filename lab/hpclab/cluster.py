@@ -266,8 +266,8 @@ class Lab:
 
     def wait_vms_idle(self, below: float = 0.5, timeout: float = 600,
                       progress: Callable[[str], None] = lambda _msg: None) -> float:
-        """Wait until every VM uses less than ``below`` of a core (after boot and the first Salt
-        runs they keep a core each busy for minutes); the seconds waited. Gives up at ``timeout``."""
+        """Wait until every VM uses less than ``below`` of a core (booting, or running a Salt job,
+        a VM takes a whole core; idle, ~0.14); the seconds waited. Gives up at ``timeout``."""
         started = time.monotonic()
         while True:
             load = self.vm_load()
