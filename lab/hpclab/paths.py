@@ -148,11 +148,18 @@ def vip_holders(lab: cluster.Lab) -> list[str]:
     return [h for h in NAT_ROUTERS if NAT_VIP in lab.exec(h, ["ip", "-4", "addr", "show", "ib0"])[1]]
 
 
+VRRP_CHILD = "$(pgrep -P $(cat /run/keepalived.pid))"  # keepalived's VRRP process, by its parent's pid
+
+
+def vrrp_nice(lab: cluster.Lab, host: str) -> int:
+    """The nice value keepalived's VRRP process runs at on ``host``."""
+    return int(_run(lab, host, ["sh", "-c", f"ps -o ni= -p {VRRP_CHILD}"]).strip())
+
+
 def stall_vrrp(lab: cluster.Lab, host: str, seconds: float) -> None:
     """Stop keepalived's VRRP process on ``host`` for ``seconds`` (a busy host that misses its
     adverts): the backup takes over, then gives the VIPs back when the adverts resume."""
-    child = "$(pgrep -P $(cat /run/keepalived.pid))"  # by its parent's pid, not by name
-    _run(lab, host, ["sh", "-c", f"p={child}; kill -STOP $p; sleep {seconds}; kill -CONT $p"])
+    _run(lab, host, ["sh", "-c", f"p={VRRP_CHILD}; kill -STOP $p; sleep {seconds}; kill -CONT $p"])
 
 
 def became_master(lab: cluster.Lab, host: str) -> int:

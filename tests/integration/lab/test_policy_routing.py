@@ -108,6 +108,10 @@ def test_long_lived_flow_survives_losing_the_master_nat_router(servers):
     assert got["max_gap_s"] < 2.0, got  # the figure itself: make bench-nat-failover
 
 
+def test_sub_second_vrrp_runs_at_nice_minus_20_on_both_nat_routers(servers):
+    assert [paths.vrrp_nice(servers, h) for h in paths.NAT_ROUTERS] == [-20, -20]
+
+
 def test_flow_survives_two_masters_for_a_moment(servers):
     """labnat1's VRRP process stalls for 0.4 s (a busy host misses its adverts): labnat2 takes the
     VIPs and the neighbours' caches, then gives them back. Packets of the flow went through labnat2
