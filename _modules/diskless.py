@@ -8,8 +8,8 @@ import hpc_reload
 
 hpc_reload.forget_changed()  # a sync may have changed our helpers: see hpc_reload
 
+import hpc_context
 import hpc_diskless
-import hpc_pillar
 
 __virtualname__ = "diskless"
 BOOT_NETWORK = "admin"  # seed 001: deployment runs on the administration network
@@ -19,8 +19,8 @@ def __virtual__():
     return __virtualname__
 
 
-def _sections():
-    return hpc_pillar.load_or_raise(dict(__pillar__), CommandExecutionError)
+def _ctx():
+    return hpc_context.load(__context__, __pillar__, __opts__, CommandExecutionError)
 
 
 def is_server():
@@ -33,7 +33,7 @@ def is_server():
 
         salt '*' diskless.is_server
     """
-    return _sections()["diskless"].server == __opts__["id"]
+    return _ctx().member["boot_server"]
 
 
 def dnsmasq_config():
@@ -47,10 +47,9 @@ def dnsmasq_config():
 
         salt labboot1 diskless.dnsmasq_config
     """
-    sections = _sections()
-    inventory = hpc_pillar.inventory(dict(__pillar__))
-    server = inventory.get(__opts__["id"])
-    if server is None or BOOT_NETWORK not in server.interfaces:
-        raise CommandExecutionError(f"{__opts__['id']} has no interface on the {BOOT_NETWORK} network")
-    return hpc_diskless.dnsmasq_conf(server, BOOT_NETWORK, sections["networks"][BOOT_NETWORK], inventory,
-                                     sections["diskless"])
+    ctx = _ctx()
+    server = ctx.host
+    if BOOT_NETWORK not in server.interfaces:
+        raise CommandExecutionError(f"{ctx.minion} has no interface on the {BOOT_NETWORK} network")
+    return hpc_diskless.dnsmasq_conf(server, BOOT_NETWORK, ctx.sections["networks"][BOOT_NETWORK], ctx.inventory,
+                                     ctx.sections["diskless"])

@@ -8,8 +8,7 @@ import hpc_reload
 
 hpc_reload.forget_changed()  # a sync may have changed our helpers: see hpc_reload
 
-import hpc_pillar
-from hpc_types import expand
+import hpc_context
 
 __virtualname__ = "frontend"
 
@@ -18,8 +17,8 @@ def __virtual__():
     return __virtualname__
 
 
-def _frontend():
-    return hpc_pillar.load_or_raise(dict(__pillar__), CommandExecutionError).get("frontend")
+def _ctx():
+    return hpc_context.load(__context__, __pillar__, __opts__, CommandExecutionError)
 
 
 def is_frontend():
@@ -32,8 +31,7 @@ def is_frontend():
 
         salt '*' frontend.is_frontend
     """
-    fe = _frontend()
-    return bool(fe and __opts__["id"] in expand(fe.hosts))
+    return _ctx().member["frontend"]
 
 
 def sshd_config():
@@ -47,9 +45,10 @@ def sshd_config():
 
         salt 'labfe*' frontend.sshd_config
     """
-    fe = _frontend()
-    if not fe:
+    ctx = _ctx()
+    if not ctx.member["frontend"]:
         return ""
+    fe = ctx.sections["frontend"]
     return ("# Managed by Salt (hpcnet frontend) from the cluster pillar.\n"
             f"ClientAliveInterval {fe.client_alive_interval}\n"
             f"ClientAliveCountMax {fe.client_alive_count_max}\n"

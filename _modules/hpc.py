@@ -1,7 +1,8 @@
-"""The cluster pillar, read through its schema: validation and the inventory.
+"""The cluster pillar, read through its schema: validation, this host's context, the inventory.
 
-Every subsystem reads the pillar through here, so a bad pillar is reported the
-same way everywhere: one line per mistake, with its key path and bad value.
+Every subsystem reads the pillar through ``hpc_context`` (validated once per run, cached in
+``__context__``), so a bad pillar is reported the same way everywhere: one line per mistake,
+with its key path and bad value.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import hpc_reload
 
 hpc_reload.forget_changed()  # a sync may have changed our helpers: see hpc_reload
 
-import hpc_pillar
+import hpc_context
 
 log = logging.getLogger(__name__)
 __virtualname__ = "hpc"
@@ -24,8 +25,10 @@ def __virtual__():
     return __virtualname__
 
 
-def _pillar(pillar=None):
-    return pillar if pillar is not None else __pillar__.value() if hasattr(__pillar__, "value") else dict(__pillar__)
+def _context(pillar=None):
+    if pillar is not None:  # a pillar given on the command line is checked as given, not cached
+        return hpc_context.build(pillar, __opts__["id"])
+    return hpc_context.load(__context__, __pillar__, __opts__)
 
 
 def validate(pillar=None):
@@ -40,13 +43,24 @@ def validate(pillar=None):
 
         salt '*' hpc.validate
     """
-    data = _pillar(pillar)
-    errors = [str(e) for e in hpc_pillar.validate(data)]
-    if not errors:
-        minion = __opts__["id"]
-        if minion not in hpc_pillar.inventory(data):
-            errors.append(f"nodes: minion {minion} is not declared in any nodeset (got {minion!r})")
-    return errors
+    return _context(pillar).mistakes()
+
+
+def context():
+    """
+    This host's view of the pillar, validated once per run: ``valid``, ``errors``, its ``role``
+    and ``interfaces``, and ``member``: the part it takes in each subsystem (its VRRP
+    instances, whether it is a director, a frontend, the boot server, a NAT router, policy
+    routed and which interfaces the link beacon watches). Every ``map.jinja`` starts from it;
+    on a bad pillar ``member`` is empty, so formulas render nothing and the gate reports.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' hpc.context
+    """
+    return _context().as_data()
 
 
 def inventory(pillar=None):
@@ -59,10 +73,7 @@ def inventory(pillar=None):
 
         salt-call hpc.inventory
     """
-    try:
-        hosts = hpc_pillar.inventory(_pillar(pillar))
-    except hpc_pillar.PillarInvalid as exc:
-        raise CommandExecutionError(f"invalid pillar:\n{exc}") from None
+    hosts = _context(pillar).require_valid(CommandExecutionError).inventory
     return {
         name: {"role": h.role, "image": h.image,
                "interfaces": {n: {"name": i.name, "ip": i.ip, "mac": i.mac} for n, i in h.interfaces.items()}}

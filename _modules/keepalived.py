@@ -8,8 +8,8 @@ import hpc_reload
 
 hpc_reload.forget_changed()  # a sync may have changed our helpers: see hpc_reload
 
+import hpc_context
 import hpc_keepalived
-import hpc_pillar
 
 __virtualname__ = "keepalived"
 
@@ -18,8 +18,8 @@ def __virtual__():
     return __virtualname__
 
 
-def _sections():
-    return hpc_pillar.load_or_raise(dict(__pillar__), CommandExecutionError)
+def _ctx():
+    return hpc_context.load(__context__, __pillar__, __opts__, CommandExecutionError)
 
 
 def instances():
@@ -32,7 +32,7 @@ def instances():
 
         salt 'labnat*' keepalived.instances
     """
-    return [i.name for i in hpc_keepalived.instances_of(__opts__["id"], _sections()["keepalived"])]
+    return list(_ctx().member["keepalived"])
 
 
 def config():
@@ -46,11 +46,8 @@ def config():
 
         salt lablvs1 keepalived.config
     """
-    sections = _sections()
-    host = hpc_pillar.inventory(dict(__pillar__)).get(__opts__["id"])
-    if host is None:
-        return ""
-    return hpc_keepalived.render(host, sections["keepalived"], dict(sections["secrets"].keepalived))
+    ctx = _ctx()
+    return hpc_keepalived.render(ctx.host, ctx.sections["keepalived"], dict(ctx.sections["secrets"].keepalived))
 
 
 def notify_script():

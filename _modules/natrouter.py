@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import os
 
-import salt.utils.path
 from salt.exceptions import CommandExecutionError
 
 import hpc_reload
 
 hpc_reload.forget_changed()  # a sync may have changed our helpers: see hpc_reload
 
+import hpc_context
 import hpc_natrouter
-import hpc_pillar
+import hpc_nft
 
 __virtualname__ = "natrouter"
 CONNTRACKD_CONF = "/etc/conntrackd/conntrackd.conf"
@@ -27,34 +27,25 @@ def __virtual__():
     return __virtualname__
 
 
-def _sections():
-    return hpc_pillar.load_or_raise(dict(__pillar__), CommandExecutionError)
-
-
 def _me():
     """(host, natrouter section, sections, inventory) when this host is a NAT router, else None."""
-    sections = _sections()
-    nat = sections.get("natrouter")
-    if not hpc_natrouter.is_router(__opts__["id"], nat):
+    ctx = hpc_context.load(__context__, __pillar__, __opts__, CommandExecutionError)
+    if not ctx.member["natrouter"]:
         return None
-    inventory = hpc_pillar.inventory(dict(__pillar__))
-    return inventory[__opts__["id"]], nat, sections, inventory
+    return ctx.host, ctx.sections["natrouter"], ctx.sections, ctx.inventory
 
 
-def _nft(args, stdin=None):
-    return __salt__["cmd.run_all"](["nft", *args], python_shell=False, stdin=stdin, ignore_retcode=True)
+def _table():
+    """Our table in this host's kernel (hpc_nft: read, check + apply in one transaction, delete)."""
+    return hpc_nft.NftTable(hpc_nft.natrouter_codec(), run=hpc_nft.from_cmd_run_all(__salt__["cmd.run_all"]))
 
 
 def _actual():
     """Our table as the kernel has it, or None when it is absent (or nft is not even installed)."""
-    if salt.utils.path.which("nft") is None:
-        return None
-    res = _nft(["-j", "list", "table", hpc_natrouter.FAMILY, hpc_natrouter.TABLE])
-    if res["retcode"] != 0:
-        if hpc_natrouter.is_absent_error(res["stderr"]):
-            return None
-        raise CommandExecutionError(f"nft list table failed: {res['stderr']}")
-    return hpc_natrouter.parse_table(res["stdout"])
+    try:
+        return _table().read()
+    except hpc_nft.NftError as exc:
+        raise CommandExecutionError(str(exc)) from None
 
 
 def _desired():
@@ -169,7 +160,7 @@ def plan():
     want = _desired()
     if want is None:
         return []
-    return [c.render() for c in hpc_natrouter.plan(want, _actual())]
+    return [c.as_data() for c in hpc_natrouter.plan(want, _actual())]
 
 
 def apply_nft(test=False):
@@ -187,12 +178,10 @@ def apply_nft(test=False):
     changes = plan()
     if not changes or test:
         return {"changes": changes, "applied": False}
-    # The file goes in on stdin: nothing is left on disk, and check and apply read the same text.
-    text = nft_ruleset()
-    for args in (["-c", "-f", "-"], ["-f", "-"]):
-        res = _nft(args, stdin=text)
-        if res["retcode"] != 0:
-            raise CommandExecutionError(f"nft {' '.join(args[:-1])} failed: {res['stderr']}")
+    try:
+        _table().apply(_desired())
+    except hpc_nft.NftError as exc:
+        raise CommandExecutionError(str(exc)) from None
     return {"changes": changes, "applied": True}
 
 
@@ -206,16 +195,13 @@ def remove_nft(test=False):
 
         salt 'labnat*' natrouter.remove_nft
     """
-    have = _actual()
-    if have is None:
-        return {"changes": [], "applied": False}
-    key = f"table {hpc_natrouter.FAMILY} {hpc_natrouter.TABLE}"
-    changes = [hpc_natrouter.Change("remove", key, old=hpc_natrouter.render_table(have)).render()]
-    if test:
+    changes = [c.as_data() for c in hpc_natrouter.plan(None, _actual())]
+    if test or not changes:
         return {"changes": changes, "applied": False}
-    res = _nft(["delete", "table", hpc_natrouter.FAMILY, hpc_natrouter.TABLE])
-    if res["retcode"] != 0 and not hpc_natrouter.is_absent_error(res["stderr"]):
-        raise CommandExecutionError(f"nft delete table failed: {res['stderr']}")
+    try:
+        _table().delete()
+    except hpc_nft.NftError as exc:
+        raise CommandExecutionError(str(exc)) from None
     return {"changes": changes, "applied": True}
 
 

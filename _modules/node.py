@@ -8,8 +8,8 @@ import hpc_reload
 
 hpc_reload.forget_changed()  # a sync may have changed our helpers: see hpc_reload
 
+import hpc_context
 import hpc_node
-import hpc_pillar
 
 __virtualname__ = "node"
 
@@ -18,12 +18,12 @@ def __virtual__():
     return __virtualname__
 
 
-def _load():
-    return hpc_pillar.load_or_raise(dict(__pillar__), CommandExecutionError)
+def _ctx():
+    return hpc_context.load(__context__, __pillar__, __opts__, CommandExecutionError)
 
 
-def _fqdn(sections):
-    return f"{__opts__['id']}.{sections['cluster'].domain}"
+def _fqdn(ctx):
+    return f"{ctx.minion}.{ctx.sections['cluster'].domain}"
 
 
 def resolv_conf():
@@ -38,9 +38,9 @@ def resolv_conf():
 
         salt '*' node.resolv_conf
     """
-    sections = _load()
-    resolver = sections["node"].resolver
-    return hpc_node.resolv_conf(resolver, _fqdn(sections)) if resolver else ""
+    ctx = _ctx()
+    resolver = ctx.sections["node"].resolver
+    return hpc_node.resolv_conf(resolver, _fqdn(ctx)) if resolver else ""
 
 
 def hosts_file():
@@ -53,9 +53,8 @@ def hosts_file():
 
         salt '*' node.hosts_file
     """
-    sections = _load()
-    inventory = hpc_pillar.inventory(dict(__pillar__))
-    return hpc_node.hosts_file(inventory, sections["node"].hosts_file, sections["cluster"].domain)
+    ctx = _ctx()
+    return hpc_node.hosts_file(ctx.inventory, ctx.sections["node"].hosts_file, ctx.sections["cluster"].domain)
 
 
 def mounts():
@@ -68,6 +67,5 @@ def mounts():
 
         salt 'labcn*' node.mounts
     """
-    sections = _load()
-    inventory = hpc_pillar.inventory(dict(__pillar__))
-    return [m.model_dump() for m in hpc_node.mounts_for(__opts__["id"], sections["node"].mounts, inventory)]
+    ctx = _ctx()
+    return [m.model_dump() for m in hpc_node.mounts_for(ctx.minion, ctx.sections["node"].mounts, ctx.inventory)]

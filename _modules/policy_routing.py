@@ -18,12 +18,12 @@ import hpc_reload
 hpc_reload.forget_changed()  # a sync may have changed our helpers: see hpc_reload
 
 import hpc_accounts
+import hpc_context
 import hpc_marking
-import hpc_pillar
+import hpc_nft
 import hpc_routing
 import hpc_routing_kernel
 from hpc_routing_kernel import NetlinkRouting
-from hpc_types import expand
 
 log = logging.getLogger(__name__)
 __virtualname__ = "policy_routing"
@@ -35,19 +35,15 @@ def __virtual__():
     return __virtualname__
 
 
-def _section():
-    return hpc_pillar.load_or_raise(dict(__pillar__), CommandExecutionError).get("policy_routing")
+def _ctx():
+    return hpc_context.load(__context__, __pillar__, __opts__, CommandExecutionError)
 
 
-def _routed(section) -> bool:
-    """This host takes part: the pillar declares tables, and its hosts (all when omitted) include it."""
-    return bool(section and section.tables and (section.hosts is None or __opts__["id"] in expand(section.hosts)))
-
-
-def _desired(section):
+def _desired(ctx):
     """(RoutingState, Marking, missing accounts) this host must have; empty when it is not routed."""
-    if not _routed(section):
+    if not ctx.member["policy_routing"]:
         return hpc_routing.RoutingState(), None, []
+    section = ctx.sections["policy_routing"]
     tables = {t.name: t.id for t in section.tables if t is not None}
     routes = frozenset(hpc_routing.Route(tables[r.table], r.to, r.via, r.dev) for r in section.routes if r)
     rules, sets, missing = set(), [], []
@@ -69,14 +65,16 @@ def _mark_rules(priority, fwmark, table, uids):
     return rules | {hpc_routing.Rule(priority, 0, table, r) for r in hpc_routing.uid_ranges(uids)}
 
 
-def _nft(args, stdin=None):
-    ret = __salt__["cmd.run_all"](["nft", *args], stdin=stdin, python_shell=False, ignore_retcode=True)
-    return ret["retcode"], ret["stdout"], ret["stderr"]
+def _marking_table():
+    """Our marking table in this host's kernel (hpc_nft: read, check + apply in one transaction, delete)."""
+    return hpc_nft.NftTable(hpc_nft.marking_codec(), run=hpc_nft.from_cmd_run_all(__salt__["cmd.run_all"]))
 
 
 def _read_marking():
-    code, out, _ = _nft(["-j", "list", "table", hpc_marking.FAMILY, hpc_marking.TABLE])
-    return hpc_marking.parse(out) if code == 0 else None
+    try:
+        return _marking_table().read()
+    except hpc_nft.NftError as exc:
+        raise CommandExecutionError(str(exc)) from None
 
 
 def _plan(handle, state, marking):
@@ -89,12 +87,16 @@ def _owned(handle) -> set[int]:
 
 
 def _apply_marking(marking):
-    text = hpc_marking.render(marking) if marking and marking.sets else hpc_marking.render_delete()
-    code, _, err = _nft(["-c", "-f", "-"], stdin=text)
-    if code != 0:
-        return [f"nft -c refused the marking table: {err.strip()}"]
-    code, _, err = _nft(["-f", "-"], stdin=text)
-    return [] if code == 0 else [f"nft -f failed: {err.strip()}"]
+    """Our marking table replaced whole (or removed when no user is marked); the errors, in words."""
+    table = _marking_table()
+    try:
+        if marking and marking.sets:
+            table.apply(marking)
+        else:
+            table.delete()
+    except hpc_nft.NftError as exc:
+        return [str(exc)]
+    return []
 
 
 def plan():
@@ -108,13 +110,13 @@ def plan():
 
         salt 'labcn*' policy_routing.plan
     """
-    state, marking, missing = _desired(_section())
+    state, marking, missing = _desired(_ctx())
     handle = NetlinkRouting()
     try:
         routing, marks = _plan(handle, state, marking)
     finally:
         handle.close()
-    return {"changes": [c.describe() for c in routing] + marks, "missing": missing}
+    return {"changes": [c.describe() for c in routing + marks], "missing": missing}
 
 
 def apply(test=False):
@@ -149,19 +151,18 @@ def _exclusive(path, wait=True):
 
 
 def _apply_locked(test=False):
-    state, marking, missing = _desired(_section())
+    state, marking, missing = _desired(_ctx())
     handle = NetlinkRouting()
     try:
         routing, marks = _plan(handle, state, marking)
-        changes = [c.describe() for c in routing] + marks
+        changes = [c.describe() for c in routing + marks]
         if test or not changes:
             return {"changes": changes, "errors": [], "missing": missing, "applied": False}
         errors = hpc_routing_kernel.apply(handle, routing) + (_apply_marking(marking) if marks else [])
         left, left_marks = _plan(handle, state, marking)
     finally:
         handle.close()
-    errors += [f"still differs after apply: {c.describe()}" for c in left] + \
-              [f"still differs after apply: {m}" for m in left_marks]
+    errors += [f"still differs after applying: {c.describe()}" for c in left + left_marks]
     return {"changes": changes, "errors": errors, "missing": missing, "applied": True}
 
 
@@ -208,7 +209,7 @@ def clean(test=False):
     handle = NetlinkRouting()
     try:
         routing, marks = _plan(handle, hpc_routing.RoutingState(), None)
-        changes = [c.describe() for c in routing] + marks
+        changes = [c.describe() for c in routing + marks]
         errors = [] if test or not changes else \
             hpc_routing_kernel.apply(handle, routing) + (_apply_marking(None) if marks else [])
     finally:
@@ -227,10 +228,7 @@ def watched_interfaces():
 
         salt 'labcn*' policy_routing.watched_interfaces
     """
-    section = _section()
-    if not _routed(section):
-        return []
-    return sorted({r.dev for r in section.routes if r is not None and r.dev})
+    return list(_ctx().member["watched_interfaces"])
 
 
 def status():
@@ -243,6 +241,5 @@ def status():
 
         salt 'labcn*' policy_routing.status
     """
-    section = _section()
     result = plan()
-    return {"routed": _routed(section), "in_sync": not result["changes"], **result}
+    return {"routed": _ctx().member["policy_routing"], "in_sync": not result["changes"], **result}

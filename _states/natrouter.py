@@ -1,41 +1,16 @@
-"""The NAT router's nftables table and its conntrackd, in the one shape every state has:
-read, plan; nothing to do -> True; test -> None with the plan; else apply, read and plan again.
-
-"""
+"""The NAT router's nftables table, in the one shape of every state (``hpc_change.converge``)."""
 
 from __future__ import annotations
 
 from salt.exceptions import CommandExecutionError
+
+from hpc_change import converge
 
 __virtualname__ = "natrouter"
 
 
 def __virtual__():
     return __virtualname__
-
-
-def _converge(name, what, plan, apply, key="nft"):
-    """The shared shape: ``plan()`` lists what differs, ``apply()`` makes it so."""
-    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    try:
-        changes = plan()
-        if not changes:
-            ret["comment"] = f"{what}: nothing to change"
-            return ret
-        if __opts__["test"]:
-            ret.update(result=None, changes={key: changes}, comment=f"{what}: {len(changes)} change(s) planned")
-            return ret
-        apply()
-        left = plan()
-    except CommandExecutionError as exc:
-        ret.update(result=False, comment=f"{what}: {exc}")
-        return ret
-    ret["changes"] = {key: changes}
-    if left:
-        ret.update(result=False, comment=f"{what}: still differs after applying: {left}")
-    else:
-        ret["comment"] = f"{what}: applied {len(changes)} change(s)"
-    return ret
 
 
 def nft_applied(name):
@@ -50,8 +25,9 @@ def nft_applied(name):
           natrouter.nft_applied:
             - name: inet hpcnet_nat
     """
-    return _converge(name, "nft table", lambda: __salt__["natrouter.plan"](),
-                     lambda: __salt__["natrouter.apply_nft"]())
+    return converge(name, "nft table", lambda: __salt__["natrouter.plan"](),
+                    lambda _: __salt__["natrouter.apply_nft"]() and None,
+                    test=__opts__["test"], errors=(CommandExecutionError,))
 
 
 def nft_absent(name):
@@ -64,5 +40,6 @@ def nft_absent(name):
           natrouter.nft_absent:
             - name: inet hpcnet_nat
     """
-    return _converge(name, "nft table", lambda: __salt__["natrouter.remove_nft"](test=True)["changes"],
-                     lambda: __salt__["natrouter.remove_nft"]())
+    return converge(name, "nft table", lambda: __salt__["natrouter.remove_nft"](test=True)["changes"],
+                    lambda _: __salt__["natrouter.remove_nft"]() and None,
+                    test=__opts__["test"], errors=(CommandExecutionError,))

@@ -1,12 +1,21 @@
-"""The state of policy routing on a host: one shape (read, plan, apply, read again)."""
+"""The state of policy routing on a host, in the one shape of every state (``hpc_change.converge``)."""
 
 from __future__ import annotations
+
+from salt.exceptions import CommandExecutionError
+
+from hpc_change import converge
 
 __virtualname__ = "policy_routing"
 
 
 def __virtual__():
     return __virtualname__
+
+
+def _plan():
+    planned = __salt__["policy_routing.plan"]()
+    return {"changes": planned["changes"], "problems": planned["missing"]}
 
 
 def applied(name):
@@ -23,21 +32,5 @@ def applied(name):
           policy_routing.applied:
             - name: policy routing
     """
-    ret = {"name": name, "changes": {}, "result": True, "comment": ""}
-    planned = __salt__["policy_routing.plan"]()
-    missing = planned["missing"]
-    if not planned["changes"]:
-        ret["result"] = not missing
-        ret["comment"] = "\n".join(missing) or "Policy routing is as the pillar says"
-        return ret
-    if __opts__["test"]:
-        ret["result"] = None
-        ret["changes"] = {"plan": planned["changes"]}
-        ret["comment"] = "\n".join(["Policy routing would change"] + missing)
-        return ret
-    result = __salt__["policy_routing.apply"]()
-    ret["changes"] = {"applied": result["changes"]}
-    problems = result["errors"] + result["missing"]
-    ret["result"] = not problems
-    ret["comment"] = "\n".join(problems) or "Policy routing applied"
-    return ret
+    return converge(name, "policy routing", _plan, lambda _: __salt__["policy_routing.apply"]()["errors"],
+                    test=__opts__["test"], errors=(CommandExecutionError,))

@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from hpc_change import Change
+
 TABLE = "hpcnet_mark"
 FAMILY = "inet"
 CHAIN = ("route", "output", -150, "accept")  # type, hook, priority (mangle), policy
@@ -66,10 +68,6 @@ def render(marking: Marking) -> str:
               for s in marking.sets]
     lines += ["    }", "}"]
     return "\n".join(lines) + "\n"
-
-
-def render_delete() -> str:
-    return f"table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n"
 
 
 def _key(expr: dict, side: str) -> tuple | None:
@@ -126,15 +124,16 @@ def parse(listing: str | dict) -> Marking | None:
                    unknown=unknown, extra_sets=frozenset(set(uids) - used))
 
 
-def plan(want: Marking | None, have: Marking | None) -> list[str]:
-    """What differs, in words; empty when our table is exactly as wanted."""
+def plan(want: Marking | None, have: Marking | None) -> list[Change]:
+    """What differs: our table is added, updated (replaced whole in one transaction) or deleted."""
+    key = f"{FAMILY} {TABLE}"
     if want is None or not want.sets:
-        return ["delete table inet hpcnet_mark"] if have is not None else []
+        return [Change("delete", "table", key, old=have, summary=key)] if have is not None else []
     if have is None:
-        return ["create table inet hpcnet_mark: " + _summary(want)]
+        return [Change("add", "table", key, new=want, summary=f"{key}: {_summary(want)}")]
     if have == want:
         return []
-    return ["replace table inet hpcnet_mark: " + _summary(want)]
+    return [Change("update", "table", key, old=have, new=want, summary=f"{key}: {_summary(want)}")]
 
 
 def _summary(marking: Marking) -> str:

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from hpc_change import Change
 from hpc_inventory import Host
 from hpc_schema import NatRouter, Network
 from hpc_types import expand
@@ -76,6 +77,9 @@ class Chain:
     def key(self) -> str:
         return self.name
 
+    def as_data(self) -> str:
+        return self.text()
+
     def text(self) -> str:
         prio = PRIORITY_NAMES.get((self.type, self.priority), str(self.priority))
         lines = [f"    chain {self.name} {{",
@@ -93,21 +97,8 @@ class Table:
     def chain(self, name: str) -> Chain | None:
         return next((c for c in self.chains if c.name == name), None)
 
-
-@dataclass(frozen=True)
-class Change:
-    op: str  # add | remove | replace (of a chain, or of the whole table when key is the table)
-    key: str
-    old: str = ""
-    new: str = ""
-
-    def render(self) -> dict[str, str]:
-        out = {"op": self.op, "key": self.key}
-        if self.old:
-            out["old"] = self.old
-        if self.new:
-            out["new"] = self.new
-        return out
+    def as_data(self) -> str:
+        return render_table(self)
 
 
 # ---------------------------------------------------------------- desired state from the pillar
@@ -312,27 +303,30 @@ def parse_table(data: str | dict[str, Any] | None) -> Table | None:
     return Table(chains)
 
 
-def is_absent_error(stderr: str) -> bool:
-    """``nft list table`` of a missing table fails with ENOENT: absent, not an error."""
-    return "No such file or directory" in stderr
-
-
 # ---------------------------------------------------------------- the plan
 
 
-def plan(want: Table, have: Table | None) -> list[Change]:
-    """What differs, chain by chain; any change means the table is replaced whole."""
-    table_key = f"table {want.family} {want.name}"
+def plan(want: Table | None, have: Table | None) -> list[Change]:
+    """What differs, chain by chain; any change means the table is replaced whole (in one
+    transaction). ``want`` None: our table must go (the host is no NAT router any more)."""
+    table_key = f"{FAMILY} {TABLE}"
+    if want is None:
+        return [] if have is None else [Change("delete", "table", table_key, old=have, summary=table_key)]
     if have is None:
-        return [Change("add", table_key, new=render_table(want))]
+        return [Change("add", "table", table_key, new=want, summary=f"{table_key}:\n{render_table(want)}")]
     changes = []
     for chain in want.chains:
         old = have.chain(chain.name)
         if old is None:
-            changes.append(Change("add", f"{table_key} chain {chain.name}", new=chain.text()))
+            changes.append(_chain("add", table_key, None, chain))
         elif old != chain:
-            changes.append(Change("replace", f"{table_key} chain {chain.name}", old.text(), chain.text()))
-    changes += [Change("remove", f"{table_key} chain {c.name}", old=c.text())
-                for c in have.chains if want.chain(c.name) is None]
+            changes.append(_chain("update", table_key, old, chain))
+    changes += [_chain("delete", table_key, c, None) for c in have.chains if want.chain(c.name) is None]
     return changes
 
+
+def _chain(op: str, table_key: str, old: Chain | None, new: Chain | None) -> Change:
+    chain = new or old
+    assert chain is not None
+    return Change(op, "chain", f"{table_key} {chain.name}", old=old, new=new,
+                  summary=f"{table_key} {chain.name}:\n{chain.text()}")

@@ -10,7 +10,14 @@ up one of them. Everything else on the host is left alone.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from hpc_change import Change
+from hpc_types import expand
+
+if TYPE_CHECKING:
+    from hpc_schema import PolicyRouting
 
 DEFAULT = "default"
 
@@ -30,6 +37,11 @@ class Rule:
 
     def key(self) -> tuple:
         return (self.priority, self.fwmark, self.table, self.uids)
+
+    def as_data(self) -> dict:
+        """A selector the rule does not use is left out (state output, plan cases)."""
+        data = {"priority": self.priority, "fwmark": self.fwmark, "table": self.table}
+        return data | ({"uids": list(self.uids)} if self.uids else {})
 
 
 def uid_ranges(uids: list[int] | set[int]) -> list[tuple[int, int]]:
@@ -62,19 +74,6 @@ class RoutingState:
     routes: frozenset[Route] = frozenset()
 
 
-@dataclass(frozen=True)
-class Change:
-    action: str  # add | replace | delete | write
-    kind: str  # table | rule | route
-    target: Rule | Route | dict
-
-    def describe(self) -> str:
-        if self.kind == "table":
-            names = ", ".join(f"{i} {n}" for i, n in sorted(self.target.items()))
-            return f"{self.action} rt_tables: {names or '(none)'}"
-        return f"{self.action} {self.kind} {render(self.target)}"
-
-
 def render(obj: Rule | Route) -> str:
     """The ``ip`` command line's words for a rule or route (for humans and state output)."""
     if isinstance(obj, Rule):
@@ -98,7 +97,8 @@ def owned_tables(desired: RoutingState, actual: RoutingState) -> set[int]:
 
 def plan(desired: RoutingState, actual: RoutingState) -> list[Change]:
     """Changes that turn actual into desired, inside what we own, in a safe order:
-    routes before the rules that lead to them; rules removed before their routes."""
+    routes before the rules that lead to them; rules removed before their routes.
+    A route whose gateway or device changed is updated in place (``ip route replace``)."""
     ours = owned_tables(desired, actual)
     actual_rules = {r for r in actual.rules if r.table in ours}
     actual_routes = {r.key(): r for r in actual.routes if r.table in ours}
@@ -106,28 +106,46 @@ def plan(desired: RoutingState, actual: RoutingState) -> list[Change]:
 
     changes: list[Change] = []
     if desired.tables != actual.tables:
-        changes.append(Change("write", "table", dict(desired.tables)))
-    changes += [Change("delete", "rule", r) for r in sorted(actual_rules - desired.rules)]
+        changes.append(_tables_change(desired.tables, actual.tables))
+    changes += [_rule("delete", r) for r in sorted(actual_rules - desired.rules)]
     for key, route in sorted(wanted_routes.items()):
         have = actual_routes.get(key)
         if have is None:
-            changes.append(Change("add", "route", route))
+            changes.append(_route("add", None, route))
         elif have != route:
-            changes.append(Change("replace", "route", route))
-    changes += [Change("delete", "route", r) for k, r in sorted(actual_routes.items()) if k not in wanted_routes]
-    changes += [Change("add", "rule", r) for r in sorted(desired.rules - actual_rules)]
+            changes.append(_route("update", have, route))
+    changes += [_route("delete", r, None) for k, r in sorted(actual_routes.items()) if k not in wanted_routes]
+    changes += [_rule("add", r) for r in sorted(desired.rules - actual_rules)]
     return changes
 
 
-def as_data(changes: list[Change]) -> list[dict]:
-    """Changes as plain data (state output, test fixtures)."""
-    out = []
-    for change in changes:
-        target = change.target if isinstance(change.target, dict) else asdict(change.target)
-        if isinstance(change.target, Rule):  # a selector a rule does not use is left out
-            target = {k: list(v) if k == "uids" else v for k, v in target.items() if v or k != "uids"}
-        out.append({"action": change.action, "kind": change.kind, "target": target})
-    return out
+def _tables_change(want: dict[int, str], have: dict[int, str]) -> Change:
+    op = "add" if not have else "delete" if not want else "update"
+    names = ", ".join(f"{i} {n}" for i, n in sorted(want.items())) or "(none)"
+    return Change(op, "rt_tables", "hpcnet", old=dict(have) or None, new=dict(want) or None,
+                  summary=f"rt_tables: {names}")
+
+
+def _rule(op: str, rule: Rule) -> Change:
+    text = render(rule)
+    return Change(op, "rule", text, old=rule if op == "delete" else None, new=rule if op == "add" else None,
+                  summary=text)
+
+
+def _route(op: str, old: Route | None, new: Route | None) -> Change:
+    route = new or old
+    assert route is not None
+    return Change(op, "route", f"{route.dst} table {route.table}", old=old, new=new, summary=render(route))
+
+
+def is_routed(host: str, section: PolicyRouting | None) -> bool:
+    """This host takes part: the pillar declares tables, and its hosts (all when omitted) include it."""
+    return bool(section and section.tables and (section.hosts is None or host in expand(section.hosts)))
+
+
+def watched_interfaces(section: PolicyRouting) -> list[str]:
+    """The interfaces our routes use (IB interfaces whose flaps drop them): what hpc_link watches."""
+    return sorted({r.dev for r in section.routes if r is not None and r.dev})
 
 
 def rt_tables_file(tables: dict[int, str]) -> str:

@@ -11,7 +11,8 @@ import socket
 from pathlib import Path
 from typing import Any, Protocol
 
-from hpc_routing import DEFAULT, Change, Route, RoutingState, Rule, parse_rt_tables, rt_tables_file
+from hpc_change import Change
+from hpc_routing import DEFAULT, Route, RoutingState, Rule, parse_rt_tables, rt_tables_file
 
 RT_TABLES_FILE = Path("/etc/iproute2/rt_tables.d/hpcnet.conf")
 SCOPE_LINK = 253
@@ -178,14 +179,18 @@ def apply(handle: RoutingHandle, changes: list[Change]) -> list[str]:
     errors = []
     for change in changes:
         try:
-            if change.kind == "table":
-                handle.write_tables(change.target)
-            elif change.kind == "rule":
-                (handle.add_rule if change.action == "add" else handle.delete_rule)(change.target)
-            elif change.action == "delete":
-                handle.delete_route(change.target)
-            else:
-                handle.set_route(change.target, replace=change.action == "replace")
+            _apply_one(handle, change)
         except Exception as exc:  # noqa: BLE001 - netlink and file errors alike end up in the report
             errors.append(f"{change.describe()}: {exc}")
     return errors
+
+
+def _apply_one(handle: RoutingHandle, change: Change) -> None:
+    if change.kind == "rt_tables":
+        handle.write_tables(change.new or {})
+    elif change.kind == "rule":
+        (handle.delete_rule if change.op == "delete" else handle.add_rule)(change.target)
+    elif change.op == "delete":
+        handle.delete_route(change.old)
+    else:
+        handle.set_route(change.new, replace=change.op == "update")

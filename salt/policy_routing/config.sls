@@ -1,4 +1,4 @@
-{%- from tpldir ~ "/map.jinja" import routed with context %}
+{%- from tpldir ~ "/map.jinja" import routed, watched_interfaces with context %}
 {%- if routed %}
 include:
   - policy_routing.package
@@ -15,7 +15,7 @@ policy_routing-config-beacon-present:
   beacon.present:
     - name: hpc_link
     - save: True
-    - interfaces: {{ salt['policy_routing.watched_interfaces']() | json }}
+    - interfaces: {{ watched_interfaces | json }}
     - debounce: 0.05
 
 {#- Group membership can change without any event here (LDAP): re-resolve and re-apply each

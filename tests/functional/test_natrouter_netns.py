@@ -190,12 +190,12 @@ def test_modules_apply_once_repair_drift_and_spare_a_foreign_table(lab):
     ])
     is_router, dry, after_dry, first, second, again, _, drift, repair, clean_plan, status = out
     assert is_router is True
-    assert dry["result"] is None and dry["changes"]["nft"][0]["op"] == "add"
+    assert dry["result"] is None and dry["changes"]["plan"] == ["add table inet hpcnet_nat"]
     assert after_dry[0]["op"] == "add"
-    assert first["result"] is True and first["changes"]["nft"][0]["key"] == "table inet hpcnet_nat"
+    assert first["result"] is True and first["changes"]["applied"] == ["add table inet hpcnet_nat"]
     assert second == {**second, "result": True, "changes": {}}
     assert again == {"changes": [], "applied": False}
-    assert [(c["op"], c["key"]) for c in drift] == [("replace", "table inet hpcnet_nat chain forward")]
+    assert [(c["op"], c["kind"], c["key"]) for c in drift] == [("update", "chain", "inet hpcnet_nat forward")]
     assert repair["applied"] is True and clean_plan == []
     assert status["router"] and status["table_present"] and status["changes"] == []
     assert nr.parse_table(_list_table(ns)) is not None

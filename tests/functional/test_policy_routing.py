@@ -61,7 +61,7 @@ def test_apply_is_complete_idempotent_and_names_the_missing_user(node):
     assert "add rule priority 100 fwmark 0x1 lookup 201" in first["changes"]
     assert "add rule priority 100 uidrange 65534-65534 lookup 201" in first["changes"]  # nobody
     assert "add route default via 10.13.0.30 dev ib0 table 201" in first["changes"]
-    created = [c for c in first["changes"] if c.startswith("create table inet hpcnet_mark: alice fwmark 0x1 uids [")]
+    created = [c for c in first["changes"] if c.startswith("add table inet hpcnet_mark: alice fwmark 0x1 uids [")]
     assert created and "65534]" in created[0]  # nobody, and every user whose primary group is nogroup
     assert first["missing"] == ["labcn1: user aliprod (mark alice) is not known on this host"]
     assert call(node, "policy_routing.apply")["changes"] == []

@@ -142,7 +142,6 @@ def test_recorded_table_parses_to_the_desired_model(pillar):
 
 def test_absent_table_is_none():
     assert nr.parse_table(None) is None and nr.parse_table("") is None
-    assert nr.is_absent_error("Error: No such file or directory\nlist table inet hpcnet_nat\n")
 
 
 def test_single_ct_state_is_a_string_in_json():
@@ -173,36 +172,14 @@ def test_other_tables_in_the_output_are_not_ours(pillar):
     assert nr.parse_table({"nftables": foreign}) is None
 
 
-# ---------------------------------------------------------------- the plan, case by case
-
-PLANS = [
-    # (recorded actual, pillar changes, expected [(op, key)])
-    ("ours.json", {}, []),
-    (None, {}, [("add", "table inet hpcnet_nat")]),
-    ("policy_accept.json", {}, [("replace", "table inet hpcnet_nat chain forward")]),
-    ("extra_rule.json", {}, [("replace", "table inet hpcnet_nat chain forward")]),
-    ("snat.json", {}, [("replace", "table inet hpcnet_nat chain postrouting")]),
-    ("snat.json", {"natrouter.snat_address": "10.12.0.35"}, []),
-    ("ours.json", {"natrouter.snat_address": "10.12.0.35"}, [("replace", "table inet hpcnet_nat chain postrouting")]),
-    ("other_chains.json", {}, [("replace", "table inet hpcnet_nat chain forward"),
-                               ("add", "table inet hpcnet_nat chain postrouting"),
-                               ("remove", "table inet hpcnet_nat chain input")]),
-    ("ours.json", {"networks.ib.cidr": "10.13.0.0/17"}, [("replace", "table inet hpcnet_nat chain postrouting")]),
-]
+# ---------------------------------------------------------------- the plan (cases: tests/unit/plans/natrouter)
 
 
-@pytest.mark.parametrize("actual, edits, expected", PLANS, ids=[f"{a}-{e}" for a, e, _ in PLANS])
-def test_plan(pillar, actual, edits, expected):
-    for path, value in edits.items():
-        pillar = mutate(pillar, path, value)
-    have = nr.parse_table(fixture(actual)) if actual else None
-    changes = nr.plan(want(pillar), have)
-    assert [(c.op, c.key) for c in changes] == expected
-
-
-def test_replace_shows_old_and_new_text(pillar):
+def test_update_carries_old_and_new_chain(pillar):
     (change,) = nr.plan(want(pillar), nr.parse_table(fixture("policy_accept.json")))
-    assert "policy accept;" in change.render()["old"] and "policy drop;" in change.render()["new"]
+    data = change.as_data()
+    assert (change.op, change.kind) == ("update", "chain")
+    assert "policy accept;" in data["old"] and "policy drop;" in data["new"]
 
 
 # ---------------------------------------------------------------- the pillar keys natrouter added

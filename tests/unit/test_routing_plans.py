@@ -1,4 +1,4 @@
-"""The policy-routing planner, tested as data: tests/unit/plans/policy_routing/*.yaml."""
+"""The policy-routing planner beyond its plan cases (tests/unit/test_plans.py): applying a plan, uid ranges."""
 
 from __future__ import annotations
 
@@ -6,39 +6,18 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_plans import routing_state as state
 
 import hpc_routing
-from hpc_routing import Route, RoutingState, Rule
+from hpc_routing import Rule
 
-CASES = sorted((Path(__file__).parent / "plans" / "policy_routing").glob("*.yaml"))
-
-
-def state(data: dict) -> RoutingState:
-    return RoutingState(
-        tables={int(k): v for k, v in (data.get("tables") or {}).items()},
-        rules=frozenset(Rule(**r) for r in data.get("rules") or []),
-        routes=frozenset(Route(**r) for r in data.get("routes") or []),
-    )
-
-
-def expected(changes: list[dict]) -> list[dict]:
-    for change in changes:
-        if change["kind"] == "table":
-            change["target"] = {int(k): v for k, v in change["target"].items()}
-    return changes
-
-
-@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
-def test_plan(case):
-    data = yaml.safe_load(case.read_text())
-    changes = hpc_routing.plan(state(data["desired"]), state(data["actual"] or {}))
-    assert hpc_routing.as_data(changes) == expected(data["changes"])
+CASES = Path(__file__).parent / "plans" / "policy_routing"
 
 
 def test_applying_the_plan_to_the_fake_reaches_desired():
     from hpc_routing_kernel import FakeRouting, apply
 
-    data = yaml.safe_load((CASES[0].parent / "remove-only-what-we-own.yaml").read_text())
+    data = yaml.safe_load((CASES / "remove-only-what-we-own.yaml").read_text())
     fake = FakeRouting()
     actual = state(data["actual"])
     fake.tables, fake.rules = dict(actual.tables), set(actual.rules)

@@ -1,0 +1,84 @@
+"""Every planner, tested as data: tests/unit/plans/<subsystem>/*.yaml, each ``{desired, actual, changes}``.
+
+A case's ``changes`` lists the expected steps (``hpc_change.Change.as_data()``); a step that
+gives only some keys (``op``, ``kind``, ``key``) is compared on those keys.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from testlib import example_pillar, mutate
+
+import hpc_change
+import hpc_marking
+import hpc_natrouter
+import hpc_pillar
+import hpc_routing
+from hpc_routing import Route, RoutingState, Rule
+
+PLANS = Path(__file__).parent / "plans"
+DATA = Path(__file__).parent / "data"
+
+
+def routing_state(data: dict | None) -> RoutingState:
+    data = data or {}
+    return RoutingState(
+        tables={int(k): v for k, v in (data.get("tables") or {}).items()},
+        rules=frozenset(Rule(**r) for r in data.get("rules") or []),
+        routes=frozenset(Route(**r) for r in data.get("routes") or []),
+    )
+
+
+def nat_desired(edits: dict) -> hpc_natrouter.Table:
+    """labnat1's table from the example pillar (seed 003's masquerade) with ``edits`` applied."""
+    pillar = example_pillar()
+    pillar["natrouter"].pop("snat_address", None)
+    for path, value in edits.items():
+        pillar = mutate(pillar, path, value)
+    sections = hpc_pillar.load(pillar)
+    host = hpc_pillar.inventory(pillar)["labnat1"]
+    return hpc_natrouter.desired(host, sections["natrouter"], sections["networks"])
+
+
+def nat_actual(recording: str | None) -> hpc_natrouter.Table | None:
+    return hpc_natrouter.parse_table((DATA / "natrouter" / recording).read_text()) if recording else None
+
+
+def marking_desired(data: dict | None) -> hpc_marking.Marking | None:
+    if data is None:
+        return None
+    return hpc_marking.desired([hpc_marking.MarkSet(s["name"], s["fwmark"], frozenset(s["uids"]))
+                                for s in data["sets"]])
+
+
+def marking_actual(recording: str | None) -> hpc_marking.Marking | None:
+    return hpc_marking.parse((DATA / recording).read_text()) if recording else None
+
+
+# subsystem -> (desired from data, actual from data, planner)
+PLANNERS = {
+    "policy_routing": (routing_state, routing_state, hpc_routing.plan),
+    "natrouter": (nat_desired, nat_actual, hpc_natrouter.plan),
+    "marking": (marking_desired, marking_actual, hpc_marking.plan),
+}
+CASES = sorted(PLANS.glob("*/*.yaml"))
+
+
+def test_every_planner_has_cases():
+    assert {c.parent.name for c in CASES} == set(PLANNERS)
+
+
+def _projected(step: dict, expected: dict) -> dict:
+    return {k: step.get(k) for k in expected}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[f"{c.parent.name}/{c.stem}" for c in CASES])
+def test_plan(case):
+    data = yaml.safe_load(case.read_text())
+    desired, actual, plan = PLANNERS[case.parent.name]
+    steps = hpc_change.as_data(plan(desired(data["desired"]), actual(data["actual"])))
+    assert [_projected(s, e) for s, e in zip(steps, data["changes"], strict=False)] == data["changes"]
+    assert len(steps) == len(data["changes"]), steps
