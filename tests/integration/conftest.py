@@ -56,10 +56,33 @@ def pillar_dir(tmp_path_factory) -> Path:
     return dest
 
 
+SITE_MARKER = "/etc/hpcnet-site-marker"
+
+
 @pytest.fixture(scope="module")
-def master(salt_factories, pillar_dir):
+def site_root(tmp_path_factory) -> Path:
+    """A site's own formula next to ours, as a real master would have: a top file that adds
+    ``site.marker`` (a plain file.managed that never reads our pillar) to every host. It comes
+    first in file_roots, so its top.sls is the one the master uses."""
+    root = tmp_path_factory.mktemp("site")
+    top = (ROOT / "salt" / "top.sls").read_text().rstrip("\n") + "\n    - site.marker\n"
+    (root / "top.sls").write_text(top)
+    (root / "site").mkdir()
+    (root / "site" / "marker.sls").write_text(
+        f"site-marker-file-managed:\n  file.managed:\n    - name: {SITE_MARKER}\n    - contents: site state ran\n")
+    return root
+
+
+@pytest.fixture
+def site_marker() -> str:
+    """The file the site's own state writes."""
+    return SITE_MARKER
+
+
+@pytest.fixture(scope="module")
+def master(salt_factories, pillar_dir, site_root):
     overrides = {
-        "file_roots": {"base": [str(ROOT / "salt"), str(ROOT / "ext")]},
+        "file_roots": {"base": [str(site_root), str(ROOT / "salt"), str(ROOT / "ext")]},
         "file_ignore_regex": FILE_IGNORE,
         "pillar_roots": {"base": [str(pillar_dir)]},
         "gather_job_timeout": 5,
