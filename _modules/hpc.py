@@ -11,11 +11,7 @@ import logging
 
 from salt.exceptions import CommandExecutionError
 
-import hpc_reload
-
-hpc_reload.forget_changed()  # a sync may have changed our helpers: see hpc_reload
-
-import hpc_context
+from hpc_synced import hpc_context
 
 log = logging.getLogger(__name__)
 __virtualname__ = "hpc"

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from salt.exceptions import CommandExecutionError
 
-import hpc_reload
-
-hpc_reload.forget_changed()  # a sync may have changed our helpers: see hpc_reload
-
-import hpc_context
-import hpc_keepalived
+from hpc_synced import hpc_context, hpc_keepalived
 
 __virtualname__ = "keepalived"
 

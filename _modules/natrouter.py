@@ -11,13 +11,7 @@ import os
 
 from salt.exceptions import CommandExecutionError
 
-import hpc_reload
-
-hpc_reload.forget_changed()  # a sync may have changed our helpers: see hpc_reload
-
-import hpc_context
-import hpc_natrouter
-import hpc_nft
+from hpc_synced import hpc_context, hpc_natrouter, hpc_nft
 
 __virtualname__ = "natrouter"
 CONNTRACKD_CONF = "/etc/conntrackd/conntrackd.conf"

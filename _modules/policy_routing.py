@@ -13,17 +13,7 @@ import time
 
 from salt.exceptions import CommandExecutionError
 
-import hpc_reload
-
-hpc_reload.forget_changed()  # a sync may have changed our helpers: see hpc_reload
-
-import hpc_accounts
-import hpc_context
-import hpc_marking
-import hpc_nft
-import hpc_routing
-import hpc_routing_kernel
-from hpc_routing_kernel import NetlinkRouting
+from hpc_synced import hpc_accounts, hpc_context, hpc_marking, hpc_nft, hpc_routing, hpc_routing_kernel
 
 log = logging.getLogger(__name__)
 __virtualname__ = "policy_routing"
@@ -111,7 +101,7 @@ def plan():
         salt 'labcn*' policy_routing.plan
     """
     state, marking, missing = _desired(_ctx())
-    handle = NetlinkRouting()
+    handle = hpc_routing_kernel.NetlinkRouting()
     try:
         routing, marks = _plan(handle, state, marking)
     finally:
@@ -152,7 +142,7 @@ def _exclusive(path, wait=True):
 
 def _apply_locked(test=False):
     state, marking, missing = _desired(_ctx())
-    handle = NetlinkRouting()
+    handle = hpc_routing_kernel.NetlinkRouting()
     try:
         routing, marks = _plan(handle, state, marking)
         changes = [c.describe() for c in routing + marks]
@@ -206,7 +196,7 @@ def clean(test=False):
 
         salt 'labcn*' policy_routing.clean
     """
-    handle = NetlinkRouting()
+    handle = hpc_routing_kernel.NetlinkRouting()
     try:
         routing, marks = _plan(handle, hpc_routing.RoutingState(), None)
         changes = [c.describe() for c in routing + marks]

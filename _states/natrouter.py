@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from salt.exceptions import CommandExecutionError
 
-from hpc_change import converge
+from hpc_synced import hpc_change
 
 __virtualname__ = "natrouter"
 
@@ -25,7 +25,7 @@ def nft_applied(name):
           natrouter.nft_applied:
             - name: inet hpcnet_nat
     """
-    return converge(name, "nft table", lambda: __salt__["natrouter.plan"](),
+    return hpc_change.converge(name, "nft table", lambda: __salt__["natrouter.plan"](),
                     lambda _: __salt__["natrouter.apply_nft"]() and None,
                     test=__opts__["test"], errors=(CommandExecutionError,))
 
@@ -40,6 +40,6 @@ def nft_absent(name):
           natrouter.nft_absent:
             - name: inet hpcnet_nat
     """
-    return converge(name, "nft table", lambda: __salt__["natrouter.remove_nft"](test=True)["changes"],
+    return hpc_change.converge(name, "nft table", lambda: __salt__["natrouter.remove_nft"](test=True)["changes"],
                     lambda _: __salt__["natrouter.remove_nft"]() and None,
                     test=__opts__["test"], errors=(CommandExecutionError,))

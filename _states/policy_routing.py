@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from salt.exceptions import CommandExecutionError
 
-from hpc_change import converge
+from hpc_synced import hpc_change
 
 __virtualname__ = "policy_routing"
 
@@ -32,5 +32,5 @@ def applied(name):
           policy_routing.applied:
             - name: policy routing
     """
-    return converge(name, "policy routing", _plan, lambda _: __salt__["policy_routing.apply"]()["errors"],
+    return hpc_change.converge(name, "policy routing", _plan, lambda _: __salt__["policy_routing.apply"]()["errors"],
                     test=__opts__["test"], errors=(CommandExecutionError,))
