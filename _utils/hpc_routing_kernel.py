@@ -7,7 +7,10 @@ is kept apart (``parse_rule``, ``parse_route``) and tested from recorded message
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -58,6 +61,22 @@ def parse_route(msg: Any, ifnames: dict[int, str]) -> Route | None:
     return Route(table=table, dst=dst, gateway=msg.get("RTA_GATEWAY"), dev=ifnames.get(oif) if oif else None)
 
 
+@contextlib.contextmanager
+def _os_errors(what: str) -> Iterator[None]:
+    """pyroute2's NetlinkError as the OSError the fake raises for the same mistake: EEXIST ->
+    FileExistsError, ENOENT/ESRCH (no such rule or route) -> FileNotFoundError."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as exc:
+        code = getattr(exc, "code", None)
+        if not isinstance(code, int):
+            raise
+        code = {3: 2}.get(code, code)  # ESRCH: what the kernel says of a missing route
+        raise OSError(code, f"{os.strerror(code)}: {what}") from exc
+
+
 class NetlinkRouting:
     """The real kernel, through one pyroute2 IPRoute socket of the current network namespace."""
 
@@ -98,10 +117,12 @@ class NetlinkRouting:
         return args
 
     def add_rule(self, rule: Rule) -> None:
-        self.ipr.rule("add", **self._rule_args(rule))
+        with _os_errors(f"rule {rule}"):
+            self.ipr.rule("add", **self._rule_args(rule))
 
     def delete_rule(self, rule: Rule) -> None:
-        self.ipr.rule("del", **self._rule_args(rule))
+        with _os_errors(f"rule {rule}"):
+            self.ipr.rule("del", **self._rule_args(rule))
 
     def _route_args(self, route: Route) -> dict:
         args: dict[str, Any] = {"table": route.table, "dst": "0.0.0.0/0" if route.dst == DEFAULT else route.dst}
@@ -117,13 +138,16 @@ class NetlinkRouting:
         return args
 
     def set_route(self, route: Route, replace: bool) -> None:
-        self.ipr.route("replace" if replace else "add", **self._route_args(route))
+        args = self._route_args(route)
+        with _os_errors(f"route {route}"):
+            self.ipr.route("replace" if replace else "add", **args)
 
     def delete_route(self, route: Route) -> None:
         args = {"table": route.table, "dst": "0.0.0.0/0" if route.dst == DEFAULT else route.dst}
         if route.gateway:
             args["gateway"] = route.gateway
-        self.ipr.route("del", scope=255, **args)  # like `ip route del`: any scope
+        with _os_errors(f"route {route}"):
+            self.ipr.route("del", scope=255, **args)  # like `ip route del`: any scope
 
     def write_tables(self, tables: dict[int, str]) -> None:
         if not tables:

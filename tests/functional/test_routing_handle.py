@@ -65,8 +65,18 @@ def test_replace_changes_a_route_in_place(handle):
 
 def test_adding_twice_is_an_error(handle):
     handle.add_rule(RULE)
-    with pytest.raises(Exception):  # noqa: B017 - netlink raises NetlinkError, the fake FileExistsError
+    with pytest.raises(FileExistsError):
         handle.add_rule(RULE)
+    handle.set_route(ONLINK, replace=False)
+    with pytest.raises(FileExistsError):
+        handle.set_route(ONLINK, replace=False)
+
+
+def test_deleting_what_is_not_there_is_an_error(handle):
+    with pytest.raises(FileNotFoundError):
+        handle.delete_rule(RULE)
+    with pytest.raises(FileNotFoundError):
+        handle.delete_route(ONLINK)
 
 
 def test_delete(handle):
