@@ -23,10 +23,11 @@ import socket
 import threading
 import time
 
+from _hpc_synced import hpc_link_events
+
 log = logging.getLogger(__name__)
 __virtualname__ = "hpc_link"
 
-IFF_UP = 0x1
 RTMGRP_LINK = 0x1
 RTMGRP_IPV4_IFADDR = 0x10
 SYS_NET = "/sys/class/net"
@@ -55,49 +56,12 @@ def validate(config):
     return True, "valid"
 
 
-def link_state(msg) -> str:
-    """'up' or 'down' (administratively) from an RTM_NEWLINK/DELLINK message.
-
-    Admin state, not carrier: an admin down drops the static routes (LAB-NOTES), a carrier-only
-    loss keeps them, and routes can be put back as soon as the link is admin up."""
-    if msg.get("event") == "RTM_DELLINK":
-        return "down"
-    return "up" if msg.get("flags", 0) & IFF_UP else "down"
-
-
 def sys_state(name: str, sys_net: str = SYS_NET) -> str:
     try:
         with open(f"{sys_net}/{name}/flags", encoding="ascii") as fh:
-            return "up" if int(fh.read().strip(), 16) & IFF_UP else "down"
+            return "up" if int(fh.read().strip(), 16) & hpc_link_events.IFF_UP else "down"
     except (OSError, ValueError):
         return "down"
-
-
-def observe(msgs, watched: set[str], names: dict[int, str]) -> dict[str, list[str]]:
-    """Per watched interface, the states the messages show, in order ('addr-' marks a lost address)."""
-    seen: dict[str, list[str]] = {}
-    for msg in msgs:
-        event = msg.get("event")
-        if event in ("RTM_NEWLINK", "RTM_DELLINK"):
-            name = msg.get("IFLA_IFNAME") or names.get(msg.get("index"))
-            if name in watched:
-                names[msg.get("index")] = name
-                seen.setdefault(name, []).append(link_state(msg))
-        elif event in ("RTM_NEWADDR", "RTM_DELADDR"):
-            name = names.get(msg.get("index"))
-            if name in watched:
-                seen.setdefault(name, []).append("addr+" if event == "RTM_NEWADDR" else "addr-")
-    return seen
-
-
-def verdict(states: list[str], current: str, last: str | None) -> dict | None:
-    """The event to fire for one settled burst, or None when nothing changed for the routes."""
-    flapped = "down" in states or "addr-" in states
-    if current == "up" and (flapped or last != "up" or "addr+" in states):
-        return {"state": "up", "flapped": flapped}
-    if current == "down" and last != "down":
-        return {"state": "down", "flapped": False}
-    return None
 
 
 class Listener(threading.Thread):
@@ -143,13 +107,13 @@ class Listener(threading.Thread):
                     time.sleep(0.5)
 
     def _step(self, bus) -> None:
-        for name, states in observe(self._burst(), self.watched, self.names).items():
+        for name, states in hpc_link_events.observe(self._burst(), self.watched, self.names).items():
             current = sys_state(name)
-            event = verdict(states, current, self.last.get(name))
+            event = hpc_link_events.verdict(states, current, self.last.get(name))
             self.last[name] = current
             if event and not self.stopped.is_set():  # replaced meanwhile: the new listener reports
-                tag = f"hpc/net/link/{name}/{event['state']}"
-                bus.fire_master({"interface": name, **event, "time": time.time()}, tag)
+                tag, data = hpc_link_events.event(name, event, time.time())
+                bus.fire_master(data, tag)
                 self.fired += 1
                 log.info("hpc_link: fired %s", tag)
 

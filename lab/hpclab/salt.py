@@ -38,6 +38,13 @@ def config_dir(run: Run, ident: str) -> Path:
     return salt_dir(run) / ident
 
 
+def overrides_dir(run: Run) -> Path:
+    """``<run>/salt/overrides``: the first of the lab master's file_roots, empty. A test puts a
+    changed copy of one of our files there (from inside the master's host) to see a sync carry
+    it to the minions, without touching the checkout."""
+    return salt_dir(run) / "overrides"
+
+
 def _render(template: str, interface: str, pillar: Path) -> dict:
     text = (REPO / "etc" / template).read_text()
     text = text.replace("@ROOT@", str(REPO)).replace("@PILLAR@", str(pillar)).replace("@INTERFACE@", interface)
@@ -48,6 +55,7 @@ def master_config(run: Run, interface: str, pillar: Path | None = None) -> dict:
     conf = _render("master.in", interface, pillar or REPO / "pillar")
     conf["root_dir"] = str(config_dir(run, "master"))
     conf["interface"] = interface
+    conf["file_roots"]["base"].insert(0, str(overrides_dir(run)))
     conf["auto_accept"] = True  # lab only: every minion of the run is ours
     conf["gather_job_timeout"] = 5
     # The CLI's default -t: a minion in a TCG VM takes ~8 s to answer test.ping and ~90 s for a
@@ -92,6 +100,7 @@ def write_configs(
     run.record("dir", str(salt_dir(run)))
     cdir = config_dir(run, "master")
     cdir.mkdir(parents=True, exist_ok=True)
+    overrides_dir(run).mkdir(exist_ok=True)
     (cdir / "master").write_text(yaml.safe_dump(master_config(run, master_ip, pillar), sort_keys=False))
     for ident in minions:
         cdir = config_dir(run, ident)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from testlib import ROOT
 
+import hpc_link_events
+
 spec = importlib.util.spec_from_file_location("hpc_link", ROOT / "_beacons" / "hpc_link.py")
 beacon = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(beacon)
@@ -15,26 +17,26 @@ FLAP = json.loads((Path(__file__).parent / "data" / "netlink-ib0-flap.json").rea
 
 
 def test_a_flap_is_seen_as_down_then_up():
-    states = beacon.observe(FLAP, {"ib0"}, {})
+    states = hpc_link_events.observe(FLAP, {"ib0"}, {})
     assert states["ib0"][0] == "down" and states["ib0"][-1] == "up"
     assert "ib0p" not in states
 
 
 def test_a_settled_flap_fires_up_even_though_the_link_was_up_before():
-    states = beacon.observe(FLAP, {"ib0"}, {})["ib0"]
-    assert beacon.verdict(states, "up", "up") == {"state": "up", "flapped": True}
+    states = hpc_link_events.observe(FLAP, {"ib0"}, {})["ib0"]
+    assert hpc_link_events.verdict(states, "up", "up") == {"state": "up", "flapped": True}
 
 
 def test_down_fires_once_and_nothing_fires_without_a_change():
-    assert beacon.verdict(["down"], "down", "up") == {"state": "down", "flapped": False}
-    assert beacon.verdict(["down"], "down", "down") is None
-    assert beacon.verdict(["up"], "up", "up") is None  # a carrier-only change keeps the routes
+    assert hpc_link_events.verdict(["down"], "down", "up") == {"state": "down", "flapped": False}
+    assert hpc_link_events.verdict(["down"], "down", "down") is None
+    assert hpc_link_events.verdict(["up"], "up", "up") is None  # a carrier-only change keeps the routes
 
 
 def test_a_lost_address_counts_as_a_flap():
     msgs = [{"event": "RTM_DELADDR", "index": 3}, {"event": "RTM_NEWADDR", "index": 3}]
-    states = beacon.observe(msgs, {"ib0"}, {3: "ib0"})["ib0"]
-    assert beacon.verdict(states, "up", "up") == {"state": "up", "flapped": True}
+    states = hpc_link_events.observe(msgs, {"ib0"}, {3: "ib0"})["ib0"]
+    assert hpc_link_events.verdict(states, "up", "up") == {"state": "up", "flapped": True}
 
 
 def test_config_validation():

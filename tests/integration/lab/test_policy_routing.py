@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from labtests import lab_cli
 
-from hpclab import cluster, paths
+from hpclab import cluster, events, paths
 
 pytestmark = pytest.mark.lab
 
@@ -61,14 +61,48 @@ def _table_routes(lab: cluster.Lab) -> str:
     return lab.exec(NODE, ["ip", "route", "show", "table", "201"])[1]
 
 
+def _from(tag: str, reason: str | None = None):
+    """An event of labcn1's with ``tag`` (and the heal's ``reason``), as the master received it."""
+    def match(event: dict) -> bool:
+        data = event["data"]
+        return (event["tag"] == tag and data.get("id") == NODE
+                and (reason is None or data["data"].get("reason") == reason))
+    return match
+
+
 def test_ib_flap_is_healed_without_human_action(servers):
-    """seed 003's fault: an admin flap of ib0 drops table 201's routes; beacon -> reactor -> heal."""
+    """seed 003's fault: an admin flap of ib0 drops table 201's routes; beacon -> reactor -> heal.
+    The heal the reactor started reports to the master with the link's tag as its reason: the
+    60 s schedule also re-applies, but sends no event, so it cannot pass this test for it."""
     lab = servers
     assert "default via 10.13.0.30 dev ib0" in _table_routes(lab)
-    assert lab_cli(lab, "flap", NODE, "ib0").returncode == 0
-    assert paths.wait_until(lambda: "default via 10.13.0.30" in _table_routes(lab), 20)
+    with events.watch(lab, "hpc/net/") as bus:
+        assert lab_cli(lab, "flap", NODE, "ib0").returncode == 0
+        assert bus.wait_for(_from("hpc/net/link/ib0/up"), 5), bus.seen()
+        restored = bus.wait_for(_from("hpc/net/routes/restored", "hpc/net/link/ib0/up"), 10)
+    assert restored, bus.seen()
+    assert "add route default via 10.13.0.30 dev ib0 table 201" in restored["data"]["data"]["changes"]
+    assert "default via 10.13.0.30" in _table_routes(lab)
     got = paths.connect_as(lab, NODE, CHOSEN[0], INTERNET, paths.CHOSEN_PORT, 5)
     assert got == {"ok": 5, "failed": 0, "seen_as": [NAT_VIP_WAN]}
+
+
+def test_a_heal_that_cannot_restore_the_routes_reports_failed(servers):
+    """ib0 still down: the routes cannot go back (the gateway is unreachable), and the master is
+    told so; once ib0 is up the beacon's event heals it."""
+    lab = servers
+    with events.watch(lab, "hpc/net/") as bus:
+        assert lab.exec(NODE, ["ip", "link", "set", "ib0", "down"])[0] == 0
+        try:
+            lab.salt([NODE, "policy_routing.heal", "reason=by hand", "-t", "60"], timeout=120)
+            failed = bus.wait_for(_from("hpc/net/routes/failed", "by hand"), 10)
+        finally:
+            assert lab.exec(NODE, ["ip", "link", "set", "ib0", "up"])[0] == 0
+        restored = bus.wait_for(_from("hpc/net/routes/restored", "hpc/net/link/ib0/up"), 10)
+    assert failed, bus.seen()
+    assert any("default via 10.13.0.30" in e for e in failed["data"]["data"]["errors"]), failed
+    assert restored, bus.seen()
+    assert "default via 10.13.0.30" in _table_routes(lab)
 
 
 def test_chosen_users_do_not_need_the_main_default_route(servers):

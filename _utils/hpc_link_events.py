@@ -1,0 +1,56 @@
+"""What the hpc_link beacon makes of netlink messages: per interface, the states a burst shows,
+whether that burst is worth an event, and the event itself. Pure: no Salt, no sockets.
+
+Tested from recorded messages (tests/unit/test_link_beacon.py); the beacon owns the socket,
+the thread and the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+IFF_UP = 0x1
+TAG = "hpc/net/link/{interface}/{state}"
+
+
+def link_state(msg: dict[str, Any]) -> str:
+    """'up' or 'down' (administratively) from an RTM_NEWLINK/DELLINK message.
+
+    Admin state, not carrier: an admin down drops the static routes (LAB-NOTES), a carrier-only
+    loss keeps them, and routes can be put back as soon as the link is admin up."""
+    if msg.get("event") == "RTM_DELLINK":
+        return "down"
+    return "up" if msg.get("flags", 0) & IFF_UP else "down"
+
+
+def observe(msgs: Iterable[dict[str, Any]], watched: set[str], names: dict[int, str]) -> dict[str, list[str]]:
+    """Per watched interface, the states the messages show, in order ('addr-' marks a lost address)."""
+    seen: dict[str, list[str]] = {}
+    for msg in msgs:
+        kind = msg.get("event")
+        if kind in ("RTM_NEWLINK", "RTM_DELLINK"):
+            name = msg.get("IFLA_IFNAME") or names.get(msg.get("index"))
+            if name in watched:
+                names[msg.get("index")] = name
+                seen.setdefault(name, []).append(link_state(msg))
+        elif kind in ("RTM_NEWADDR", "RTM_DELADDR"):
+            name = names.get(msg.get("index"))
+            if name in watched:
+                seen.setdefault(name, []).append("addr+" if kind == "RTM_NEWADDR" else "addr-")
+    return seen
+
+
+def verdict(states: list[str], current: str, last: str | None) -> dict[str, Any] | None:
+    """The event to fire for one settled burst, or None when nothing changed for the routes."""
+    flapped = "down" in states or "addr-" in states
+    if current == "up" and (flapped or last != "up" or "addr+" in states):
+        return {"state": "up", "flapped": flapped}
+    if current == "down" and last != "down":
+        return {"state": "down", "flapped": False}
+    return None
+
+
+def event(interface: str, outcome: dict[str, Any], when: float) -> tuple[str, dict[str, Any]]:
+    """(tag, data) of the event fired to the master for one interface's settled burst."""
+    return TAG.format(interface=interface, state=outcome["state"]), {"interface": interface, **outcome, "time": when}
