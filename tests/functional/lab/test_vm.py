@@ -1,4 +1,7 @@
-"""A real-IPVS director VM: boots, runs ipvsadm, reaches a lab peer, leaves nothing behind.
+"""The lab's director VM builder (lab/hpclab/vm.py): the VM boots Debian's kernel with IPVS
+(ipvsadm works in it: what makes it a director), reaches a lab peer, keeps its /etc to itself and
+leaves nothing behind. This tests the lab, not the project's IPVS code (the ipvs module's own
+tests run through Salt in the lab's directors).
 
 Needs root and qemu-system-x86_64; the first run downloads Debian's kernel
 package (~70 MB) into /var/cache/hpclab. Takes ~30 s under TCG.

@@ -1,4 +1,4 @@
-"""The example cluster built by the lab: Salt through the master, the firewall, real IPVS, faults.
+"""The example cluster built by the lab: Salt through the master, the firewall, faults.
 
 Runs under tools/private-etc like the rest of the integration tier; the lab hosts' overlays then see
 the private /etc as their lower layer.
@@ -44,19 +44,6 @@ def test_compute_node_reaches_firewall_but_not_the_internet(lab):
     assert cluster.fw_drops(lab) >= before + 1  # labfw1 dropped it: ib -> wan is forbidden
     # labinet1 itself is up: the wan side reaches it.
     assert lab_cli(lab, "exec", "labclient1", "ping", "-c1", "-W2", "10.12.0.250").returncode == 0
-
-
-def test_ipvs_service_through_the_master(lab):
-    cmd = "ipvsadm -A -t 10.12.0.10:22 -s wlc -p 600"
-    ret = lab.salt_json(["lablvs1", "cmd.run_all", cmd, "-t", "120"], timeout=200)
-    assert ret["lablvs1"]["retcode"] == 0, ret
-    try:
-        rc, out, err = lab.exec("lablvs1", ["ipvsadm", "-Ln"])
-        assert rc == 0, err
-        assert "TCP  10.12.0.10:22 wlc persistent 600" in out, out
-    finally:
-        lab.exec("lablvs1", ["ipvsadm", "-D", "-t", "10.12.0.10:22"])
-    assert "10.12.0.10:22" not in lab.exec("lablvs1", ["ipvsadm", "-Ln"])[1]
 
 
 def test_highstate_through_the_master_then_nothing_to_change(lab, converged):
