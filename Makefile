@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PILLAR ?= pillar
 DEMO_HOST ?= labcn1
 
-.PHONY: help deps venv config check-pillar demo preview bench-lab bench-heal bench-nat-failover bench-leak test test-unit test-functional test-integration lint install-hook clean
+.PHONY: help deps venv config check-pillar demo preview bench-lab bench-scale bench-heal bench-nat-failover bench-leak test test-unit test-functional test-integration lint install-hook clean
 
 help:
 	@echo "make demo            the example cluster as a lab on this machine, configured by Salt, a fault healed"
@@ -17,6 +17,7 @@ help:
 	@echo "make deps venv       install the Debian packages / the Python venv"
 	@echo "make bench-lab       lab up / highstate times and memory (name=value lines)"
 	@echo "make bench-heal bench-nat-failover bench-leak   policy routing in the lab [BENCH_LAB=prefix]"
+	@echo "make bench-scale     check-pillar and one highstate's render, example vs grown to N nodes [BENCH_SIZES=1024,4096]"
 
 deps:
 	tools/setup-debian
@@ -44,6 +45,10 @@ preview: deps config
 
 bench-lab: deps venv
 	$(PY) bench/lab.py
+
+# BENCH_SIZES=n,m: compute node counts of the grown pillars (default 1024,4096).
+bench-scale: deps venv
+	$(PY) bench/scale.py $(if $(BENCH_SIZES),--sizes $(BENCH_SIZES))
 
 # BENCH_LAB=<prefix>: use a lab already up with its states applied instead of a new one.
 BENCH_PR = $(PY) bench/policy_routing.py $(if $(BENCH_LAB),--prefix $(BENCH_LAB))

@@ -7,7 +7,9 @@ and returns PillarErrors; a section that failed to parse is simply skipped.
 
 from __future__ import annotations
 
+import functools
 import re
+import socket
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -27,13 +29,41 @@ def items(seq: list) -> list[tuple[int, Any]]:
 
 
 def _in(ip: str, cidr: str) -> bool:
-    return netaddr.IPAddress(ip.split("/")[0]) in netaddr.IPNetwork(cidr)
+    """The address (a prefix length after it is ignored) is inside the network, as netaddr says."""
+    version, value = _address(ip.split("/")[0])
+    net_version, first, last = _network(cidr)
+    return version == net_version and first <= value <= last
+
+
+@functools.lru_cache(maxsize=256)
+def _network(cidr: str) -> tuple[int, int, int]:
+    """(version, first, last) of a network: parsed once, however many hosts are checked against it."""
+    net = netaddr.IPNetwork(cidr)
+    return net.version, net.first, net.last
+
+
+def _address(ip: str) -> tuple[int, int]:
+    """(version, value) of an address; the plain forms the schema writes without netaddr's cost per host."""
+    for family, version in ((socket.AF_INET, 4), (socket.AF_INET6, 6)):
+        try:
+            return version, int.from_bytes(socket.inet_pton(family, ip), "big")
+        except OSError:
+            continue
+    addr = netaddr.IPAddress(ip)
+    return addr.version, addr.value
+
+
+@functools.lru_cache(maxsize=1024)
+def _expand(nodeset: str) -> tuple[str, ...]:
+    """A nodeset's names, expanded once per check (``check`` empties the cache): the same nodeset
+    is often named by several sections."""
+    return tuple(expand(nodeset))
 
 
 def _unknown_hosts(path: str, nodeset: str, inventory: Inventory) -> list[PillarError]:
     if inventory is None:
         return []
-    missing = [name for name in expand(nodeset) if name not in inventory]
+    missing = [name for name in _expand(nodeset) if name not in inventory]
     if not missing:
         return []
     return [PillarError(path, f"names hosts not declared in nodes: {', '.join(missing)}", nodeset,
@@ -41,12 +71,12 @@ def _unknown_hosts(path: str, nodeset: str, inventory: Inventory) -> list[Pillar
 
 
 def _unknown(path: str, value: Any, known: Iterable[str], what: str) -> list[PillarError]:
+    """``known``: a dict or set (an index: one lookup), or a short list; the hint is built on error only."""
     if known is None:
         return []
-    known = sorted(known)
     if value is None or value in known:
         return []
-    hint = f" (declared: {', '.join(known) or 'none'})" if len(known) <= 12 else ""
+    hint = f" (declared: {', '.join(sorted(known)) or 'none'})" if len(known) <= 12 else ""
     return [PillarError(path, f"is not a declared {what}{hint}", value,
                         refs=(value,), ref_kind=what)]
 
@@ -75,13 +105,13 @@ def check_networks(s: dict, inv: Inventory) -> list[PillarError]:
 def check_nodes(s: dict, inv: Inventory) -> list[PillarError]:
     errors: list[PillarError] = []
     networks = s.get("networks")
+    images = [i.name for _, i in items(s["diskless"].images)] if "diskless" in s else None
     for gi, group in items(s.get("nodes", [])):
         if networks is not None:
             for net in group.interfaces:
                 errors += _unknown(join_path("nodes", gi, "interfaces", net), net, networks, "network")
-        if group.image and "diskless" in s:
-            errors += _unknown(join_path("nodes", gi, "image"), group.image,
-                               [i.name for _, i in items(s["diskless"].images)], "diskless image")
+        if group.image and images is not None:
+            errors += _unknown(join_path("nodes", gi, "image"), group.image, images, "diskless image")
     hosts = sorted((inv or {}).values(), key=lambda h: h.group)
     outside: dict[tuple[int, str], list[Host]] = {}  # one mistake per group and network, however many hosts
     for host in hosts:
@@ -157,16 +187,17 @@ def check_keepalived(s: dict, inv: Inventory) -> list[PillarError]:
         path = join_path("keepalived.instances", i)
         errors += _unknown(join_path(path, "network"), inst.network, networks, "network")
         errors += _unknown_hosts(join_path(path, "hosts"), inst.hosts, inv)
-        members = expand(inst.hosts)
+        members = _expand(inst.hosts)
+        member_set = set(members)
         for host in inst.priorities:
-            if host not in members:
+            if host not in member_set:
                 errors.append(PillarError(join_path(path, "priorities", host), "is not one of the instance's hosts",
                                           host))
         for name in members:
             if inv and name in inv and inst.network not in inv[name].interfaces:
                 errors.append(PillarError(join_path(path, "hosts"), f"host {name} has no interface on "
                                           f"{inst.network}", inst.hosts))
-        errors += _other_vips(path, inst, inv, networks)
+        errors += _other_vips(path, inst, members, inv, networks)
         if networks and inst.network in networks:
             for j, vip in items(inst.virtual_ips):
                 if not _in(vip, networks[inst.network].cidr):
@@ -175,7 +206,8 @@ def check_keepalived(s: dict, inv: Inventory) -> list[PillarError]:
     return errors
 
 
-def _other_vips(path: str, inst: Any, inv: Inventory, networks: dict | None) -> list[PillarError]:
+def _other_vips(path: str, inst: Any, members: Iterable[str], inv: Inventory, networks: dict | None,
+                ) -> list[PillarError]:
     errors: list[PillarError] = []
     for net, vips in inst.other_virtual_ips.items():
         where = join_path(path, "other_virtual_ips", net)
@@ -185,7 +217,7 @@ def _other_vips(path: str, inst: Any, inv: Inventory, networks: dict | None) -> 
         errors += [PillarError(join_path(where, j), f"is outside {net} {networks[net].cidr}", vip)
                    for j, vip in enumerate(vips) if not _in(vip, networks[net].cidr)]
         errors += [PillarError(where, f"host {name} has no interface on {net}", net)
-                   for name in expand(inst.hosts) if inv and name in inv and net not in inv[name].interfaces]
+                   for name in members if inv and name in inv and net not in inv[name].interfaces]
     return errors
 
 
@@ -226,7 +258,7 @@ def _hosts(nodeset: str | None, inv: Inventory) -> list[Host]:
         return []
     if nodeset is None:
         return list(inv.values())
-    return [inv[n] for n in expand(nodeset) if n in inv]
+    return [inv[n] for n in _expand(nodeset) if n in inv]
 
 
 def check_natrouter(s: dict, inv: Inventory) -> list[PillarError]:
@@ -234,11 +266,12 @@ def check_natrouter(s: dict, inv: Inventory) -> list[PillarError]:
     if nat is None:
         return []
     errors = _unknown_hosts("natrouter.hosts", nat.hosts, inv)
+    routers = _hosts(nat.hosts, inv)
     for key in ("inside", "outside"):
         net = getattr(nat, key)
         errors += _unknown(join_path("natrouter", key), net, networks, "network")
         errors += [PillarError(join_path("natrouter", key), f"host {h.name} has no interface on {net}", net)
-                   for h in _hosts(nat.hosts, inv) if networks and net in networks and net not in h.interfaces]
+                   for h in routers if networks and net in networks and net not in h.interfaces]
     if "keepalived" in s:
         errors += _unknown("natrouter.vrrp_instance", nat.vrrp_instance,
                            [x.name for _, x in items(s["keepalived"].instances)], "keepalived instance")
@@ -255,7 +288,7 @@ def _natrouter_sync(nat: Any, networks: Any, inv: Inventory) -> list[PillarError
         errors += [PillarError("natrouter.sync_network", f"host {h.name} has no interface on {net}", net)
                    for h in _hosts(nat.hosts, inv) if networks and net in networks and net not in h.interfaces]
     # conntrackd's UDP channel has one destination: unicast sync works between two routers only.
-    count = len(expand(nat.hosts))
+    count = len(_expand(nat.hosts))
     if nat.sync_transport == "udp" and count != 2:
         errors.append(PillarError("natrouter.sync_transport", f"udp syncs exactly 2 hosts, hosts has {count}: "
                                   "use multicast", nat.sync_transport))
@@ -337,8 +370,11 @@ def check(parsed: Parsed) -> list[PillarError]:
     """
     sections = parsed.sections
     inventory, errors = expand_groups(sections["nodes"]) if "nodes" in sections else (None, [])
-    for rule in CHECKS:
-        errors += rule(sections, inventory)
+    try:
+        for rule in CHECKS:
+            errors += rule(sections, inventory)
+    finally:
+        _expand.cache_clear()  # expansions are kept for one check only
     return [e for e in errors if not _declared_by_a_bad_item(e, parsed.shadow)]
 
 

@@ -36,13 +36,39 @@ class Host:
 
 
 def _nth(values: list[str], index: int, count: int, kind: str) -> str | None:
-    if not values:
-        return None
-    if len(values) == count:
-        return values[index]
-    if kind == "ip":
-        return str(netaddr.IPAddress(values[0]) + index)
-    return str(netaddr.EUI(netaddr.EUI(values[0]).value + index, dialect=netaddr.mac_unix_expanded))
+    """The value of the index-th node: its own, or the first counted up by index."""
+    return _Values(values, count, kind)(index)
+
+
+class _Values:
+    """The values of a group's interface for each node, the first one parsed once for the whole group.
+
+    Counted-up addresses are written as netaddr writes them (IPv4 dotted quad, MAC as
+    aa:bb:cc:dd:ee:ff); anything else, and any overflow, goes through netaddr itself.
+    """
+
+    def __init__(self, values: list[str], count: int, kind: str) -> None:
+        self.values, self.kind = values, kind
+        self.own = len(values) == count
+        self.first: netaddr.IPAddress | netaddr.EUI | None = None
+        if values and not self.own:
+            self.first = netaddr.IPAddress(values[0]) if kind == "ip" else netaddr.EUI(values[0])
+
+    def __call__(self, index: int) -> str | None:
+        if not self.values:
+            return None
+        if self.own:
+            return self.values[index]
+        first = self.first
+        if self.kind == "ip":
+            value = first.value + index
+            if first.version == 4 and value <= 0xFFFFFFFF:
+                return f"{value >> 24}.{value >> 16 & 255}.{value >> 8 & 255}.{value & 255}"
+            return str(first + index)
+        value = first.value + index
+        if value <= 0xFFFFFFFFFFFF:
+            return ":".join(f"{value >> shift & 255:02x}" for shift in (40, 32, 24, 16, 8, 0))
+        return str(netaddr.EUI(value, dialect=netaddr.mac_unix_expanded))
 
 
 def _count_error(group: NodeGroup, gi: int, net: str, kind: str, values: list[str], count: int) -> PillarError | None:
@@ -70,6 +96,8 @@ def expand_groups(groups: list[NodeGroup | None]) -> tuple[dict[str, Host], list
                 if err:
                     errors.append(err)
                     bad = True
+        values = [] if bad else [(net, iface.name, _Values(iface.ip, len(names), "ip"),
+                                  _Values(iface.mac, len(names), "mac")) for net, iface in group.interfaces.items()]
         for index, name in enumerate(names):
             if name in hosts:
                 first = hosts[name].group
@@ -79,11 +107,7 @@ def expand_groups(groups: list[NodeGroup | None]) -> tuple[dict[str, Host], list
                 continue
             if bad:
                 continue
-            interfaces = {
-                net: HostInterface(net, iface.name, _nth(iface.ip, index, len(names), "ip"),
-                                   _nth(iface.mac, index, len(names), "mac"))
-                for net, iface in group.interfaces.items()
-            }
+            interfaces = {net: HostInterface(net, name_, ip(index), mac(index)) for net, name_, ip, mac in values}
             hosts[name] = Host(name, group.role, gi, interfaces, group.image)
     return hosts, errors
 
