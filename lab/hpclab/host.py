@@ -40,6 +40,13 @@ REAPER = 'trap "exit 0" TERM; while :; do sleep 86400 & wait; done'
 SETUP = r"""set -e
 mount --make-rprivate /
 mount -t overlay "lab-$4" -o "lowerdir=/,upperdir=$2,workdir=$3" "$1"
+# A Debian host without systemd has no systemctl: with one and no systemd running, Salt puts its
+# service states in "offline" mode, where they report success and start nothing. A whiteout in
+# this host's upper layer; the machine's own systemctl is untouched. runlevel (a link to
+# systemctl here) becomes what sysvinit's prints in a container with no boot record in utmp.
+rm -f "$1/usr/bin/systemctl" "$1/usr/sbin/runlevel"
+printf '#!/bin/sh\necho unknown\nexit 1\n' > "$1/usr/sbin/runlevel"
+chmod 755 "$1/usr/sbin/runlevel"
 mount -t proc proc "$1/proc"
 mount -t sysfs sysfs "$1/sys"
 mount --rbind /dev "$1/dev"

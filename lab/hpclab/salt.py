@@ -81,9 +81,6 @@ def minion_config(run: Run, ident: str, master: str, vm: bool = False) -> dict:
         random_reauth_delay=1,
         recon_default=200,
         recon_max=2000,
-        # No systemd in the lab: with systemctl installed Salt would load its systemd module in
-        # "offline" mode, where service states do nothing. Debian's init scripts start the daemons.
-        providers={"service": "debian_service"},
     )
     if vm:
         # Under TCG a forked job process costs seconds of CPU and ~60 MB: polled during a slow

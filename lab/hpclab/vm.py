@@ -171,8 +171,13 @@ mount -t devtmpfs devtmpfs $R/dev
 mkdir -p $R/dev/pts $R/dev/shm
 mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts $R/dev/pts
 mount -t tmpfs -o mode=1777 shm $R/dev/shm
-# Fresh /run hides the host's (so no /run/systemd/system: no systemd here).
+# Fresh /run hides the host's (so no /run/systemd/system: no systemd here). A systemctl without
+# systemd running would put Salt's service states in "offline" mode, where they report success
+# and do nothing: the guest is a Debian host without systemd, so it has no systemctl either.
 mount -t tmpfs -o mode=0755 run $R/run
+rm -f $R/usr/bin/systemctl $R/usr/sbin/runlevel
+printf '#!/bin/sh\necho unknown\nexit 1\n' > $R/usr/sbin/runlevel
+chmod 755 $R/usr/sbin/runlevel
 mount -t tmpfs -o mode=1777 tmp $R/tmp
 # The whole module tree of this kernel, so modprobe in the guest finds any module.
 M=$R/lib/modules/$(uname -r)

@@ -9,6 +9,7 @@ keepalived-service-service-running:
     - name: {{ keepalived.service }}
     - enable: True
     - reload: True
+    - sig: {{ keepalived.sig }}
     - watch:
       - file: keepalived-config-file-conf
       - file: keepalived-config-file-notify

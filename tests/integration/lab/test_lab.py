@@ -64,6 +64,19 @@ def test_daemons_were_started_by_the_states(lab, converged):
     assert lab.daemon_pids("labnat1", "conntrackd") and lab.daemon_pids("labnat2", "conntrackd")
 
 
+def test_a_highstate_starts_a_dead_daemon_again_and_says_so(lab, converged):
+    """Salt's service states are as truthful in a lab host as on a Debian host without systemd:
+    no "Running in OFFLINE mode" success while the daemon is dead."""
+    assert lab.daemon_pids("labfe1", "sshd")
+    lab.kill("labfe1", "sshd")
+    assert lab.daemon_pids("labfe1", "sshd") == []
+    data = lab.salt_json(["labfe1", "state.apply", "-t", "300"], timeout=400)["labfe1"]
+    assert isinstance(data, dict), data
+    service = next(s for s in data.values() if s["__id__"] == "frontend-service-service-running")
+    assert service["result"] is True and service["changes"] == {"ssh": True}, service
+    assert lab.daemon_pids("labfe1", "sshd")
+
+
 def test_nat_gateway_vip_is_held_by_one_router(lab, converged):
     holders = [h for h in ("labnat1", "labnat2")
                if "10.13.0.30/16" in lab.exec(h, ["ip", "-4", "addr", "show", "ib0"])[1]]
