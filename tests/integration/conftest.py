@@ -6,6 +6,7 @@ a private mount namespace with a copy-on-write /etc. Outside it, the tier refuse
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -14,6 +15,11 @@ import pytest
 from testlib import ROOT
 
 FILE_IGNORE = [r"/__pycache__($|/)"]
+
+# Salt's log handlers in this process (salt-factories) flush to pytest's captured streams at exit,
+# after pytest closed them: each failed write printed a "--- Logging error ---" traceback (14 per
+# run), noise a reader takes for failures. Those lines have nowhere to go; do not print the error.
+logging.raiseExceptions = False
 MINION_HPC = {"cluster": "lab", "hostname_pattern": "^(?P<prefix>lab)(?P<role>[a-z]+)(?P<id>[0-9]+)$",
               "ib_interface_pattern": "^ib[0-9]+$"}
 
