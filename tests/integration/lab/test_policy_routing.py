@@ -98,6 +98,7 @@ def test_a_heal_that_cannot_restore_the_routes_reports_failed(servers):
             failed = bus.wait_for(_from("hpc/net/routes/failed", "by hand"), 10)
         finally:
             assert lab.exec(NODE, ["ip", "link", "set", "ib0", "up"])[0] == 0
+            lab.restore_default_route(NODE)  # the site's network setup would (see `lab flap`)
         restored = bus.wait_for(_from("hpc/net/routes/restored", "hpc/net/link/ib0/up"), 10)
     assert failed, bus.seen()
     assert any("default via 10.13.0.30" in e for e in failed["data"]["data"]["errors"]), failed
