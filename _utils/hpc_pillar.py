@@ -1,7 +1,7 @@
 """Entry points of the pillar schema: validate, load, inventory, and the report format.
 
-Imported by the execution module ``hpc_pillar``, by ``tools/check-pillar`` and
-by the tests. Pure Python; no Salt dunders, no I/O.
+Used by ``tools/check_pillar.py`` and the tests; Salt modules read the pillar through
+``hpc_context`` (once per run). Pure Python; no Salt dunders, no I/O.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from hpc_checks import check
 from hpc_inventory import Host, expand_groups
 from hpc_schema import PillarError, PillarInvalid, parse_sections
 
-__all__ = ["PillarError", "PillarInvalid", "validate", "load", "load_or_raise", "inventory", "report"]
+__all__ = ["PillarError", "PillarInvalid", "validate", "load", "inventory", "report"]
 
 
 def validate(pillar: Any) -> list[PillarError]:
@@ -29,14 +29,6 @@ def load(pillar: dict) -> dict[str, Any]:
     if errors:
         raise PillarInvalid(errors)
     return parse_sections(pillar).sections
-
-
-def load_or_raise(pillar: dict, error: type[Exception]) -> dict[str, Any]:
-    """``load``, with a bad pillar raised as ``error`` (the modules' CommandExecutionError)."""
-    try:
-        return load(pillar)
-    except PillarInvalid as exc:
-        raise error(f"invalid pillar:\n{exc}") from None
 
 
 def inventory(pillar: dict) -> dict[str, Host]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from testlib import example_pillar, mutate
 
+import hpc_context
 import hpc_pillar
 
 # (what is wrong, the change to the example pillar, the exact line expected)
@@ -118,5 +119,5 @@ def test_modules_get_every_error_in_their_own_exception(pillar):
         pass
 
     with pytest.raises(CommandError) as info:
-        hpc_pillar.load_or_raise(mutate(pillar, "lvs.services.0.port", 0), CommandError)
+        hpc_context.build(mutate(pillar, "lvs.services.0.port", 0), "labcn1").require_valid(CommandError)
     assert str(info.value) == "invalid pillar:\nlvs.services[0].port: must be 1..65535 (got 0)"
