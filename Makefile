@@ -39,9 +39,14 @@ check-pillar: venv
 demo: deps venv
 	$(PY) tools/demo.py
 
+# Beacons live in a running minion: a local salt-call has none to ask, and Salt's beacon.present
+# then fails (TypeError on beacons.list's None). The preview leaves those two states out.
+PREVIEW_EXCLUDE = [{"id": "policy_routing-config-beacon-present"}, {"id": "keepalived-service-beacon-present"}]
+
 preview: deps config
 	$(VENV)/bin/salt-call --local --id $(DEMO_HOST) saltutil.sync_all >/dev/null
-	$(VENV)/bin/salt-call --local --id $(DEMO_HOST) --state-output=changes state.apply test=True
+	$(VENV)/bin/salt-call --local --id $(DEMO_HOST) --state-output=changes state.apply test=True \
+	  exclude='$(PREVIEW_EXCLUDE)'
 
 bench-lab: deps venv
 	$(PY) bench/lab.py
