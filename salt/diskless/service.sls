@@ -1,7 +1,9 @@
 {%- from tpldir ~ "/map.jinja" import diskless, server with context %}
+{%- from "hpc/restart.jinja" import restart_dropin %}
 {%- if server %}
 include:
   - diskless.config
+{{ restart_dropin("diskless", "service", diskless.service) }}
 
 diskless-service-service-running:
   service.running:

@@ -1,7 +1,9 @@
 {%- from tpldir ~ "/map.jinja" import keepalived, instances with context %}
+{%- from "hpc/restart.jinja" import restart_dropin %}
 {%- if instances %}
 include:
   - keepalived.config
+{{ restart_dropin("keepalived", "service", keepalived.service) }}
 
 {#- A config change reloads (SIGHUP): VRRP state and the VIPs survive a reload, not a restart. #}
 keepalived-service-service-running:

@@ -1,7 +1,9 @@
 {%- from tpldir ~ "/map.jinja" import natrouter, router, conntrackd_conf with context %}
+{%- from "hpc/restart.jinja" import restart_dropin %}
 {%- if router and conntrackd_conf %}
 include:
   - natrouter.config
+{{ restart_dropin("natrouter", "service", natrouter.conntrackd.service) }}
 
 {#- conntrackd has no reload: a config change restarts it. `sig` finds the daemon where the init
     script has no status; `init_delay`: `conntrackd -d` returns before it may fail on its config. #}

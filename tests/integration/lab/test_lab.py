@@ -64,6 +64,17 @@ def test_daemons_were_started_by_the_states(lab, converged):
     assert lab.daemon_pids("labnat1", "conntrackd") and lab.daemon_pids("labnat2", "conntrackd")
 
 
+def test_daemons_we_own_restart_on_failure_under_systemd(lab, converged):
+    """Debian's keepalived, conntrackd and dnsmasq units have no Restart=: the states add a drop-in
+    (inert in the lab, which has no systemd; what a systemd host reads)."""
+    owned = {"lablvs1": ["keepalived"], "labnat1": ["keepalived", "conntrackd"], "labboot1": ["dnsmasq"],
+             "labcn1": []}
+    for host, units in owned.items():
+        rc, out, _ = lab.exec(host, ["sh", "-c", "cat /etc/systemd/system/*.service.d/hpcnet-restart.conf "
+                                                 "2>/dev/null | grep -c '^Restart=on-failure$'"])
+        assert out.strip() == str(len(units)), (host, out)
+
+
 def test_a_highstate_starts_a_dead_daemon_again_and_says_so(lab, converged):
     """Salt's service states are as truthful in a lab host as on a Debian host without systemd:
     no "Running in OFFLINE mode" success while the daemon is dead."""
