@@ -368,6 +368,12 @@ def check(parsed: Parsed) -> list[PillarError]:
 
     A reference to a name declared by an item that failed to parse is not reported again.
     """
+    return check_and_expand(parsed)[0]
+
+
+def check_and_expand(parsed: Parsed) -> tuple[list[PillarError], dict[str, Host]]:
+    """``check``, and the inventory it expanded on the way ({} when ``nodes`` did not parse):
+    what the pillar context needs, without expanding the nodesets a second time."""
     sections = parsed.sections
     inventory, errors = expand_groups(sections["nodes"]) if "nodes" in sections else (None, [])
     try:
@@ -375,7 +381,7 @@ def check(parsed: Parsed) -> list[PillarError]:
             errors += rule(sections, inventory)
     finally:
         _expand.cache_clear()  # expansions are kept for one check only
-    return [e for e in errors if not _declared_by_a_bad_item(e, parsed.shadow)]
+    return [e for e in errors if not _declared_by_a_bad_item(e, parsed.shadow)], inventory or {}
 
 
 def _declared_by_a_bad_item(error: PillarError, shadow: set[str]) -> bool:

@@ -22,8 +22,8 @@ from typing import Any
 import hpc_keepalived
 import hpc_natrouter
 import hpc_routing
-from hpc_checks import check
-from hpc_inventory import Host, expand_groups
+from hpc_checks import check_and_expand
+from hpc_inventory import Host
 from hpc_schema import PillarError, PillarInvalid, parse_sections
 from hpc_types import expand
 
@@ -96,9 +96,8 @@ def build(pillar: Any, minion: str, pillar_digest: str | None = None) -> Context
     if not isinstance(pillar, dict):
         return Context(minion, pillar_digest, (PillarError("(pillar)", "must be a mapping", pillar),), {}, {})
     parsed = parse_sections(pillar)
-    errors = parsed.errors + check(parsed)
-    nodes = parsed.sections.get("nodes")
-    inventory = expand_groups(nodes)[0] if nodes is not None else {}
+    cross_errors, inventory = check_and_expand(parsed)
+    errors = parsed.errors + cross_errors
     member = {} if errors or minion not in inventory else memberships(minion, parsed.sections)
     log.debug("hpc: validated the pillar (sha256 %s) for %s in %.3f s: %d error(s)",
               pillar_digest[:12], minion, time.monotonic() - started, len(errors))

@@ -35,11 +35,6 @@ class Host:
         return iface.ip if iface else None
 
 
-def _nth(values: list[str], index: int, count: int, kind: str) -> str | None:
-    """The value of the index-th node: its own, or the first counted up by index."""
-    return _Values(values, count, kind)(index)
-
-
 class _Values:
     """The values of a group's interface for each node, the first one parsed once for the whole group.
 
