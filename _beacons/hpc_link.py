@@ -2,10 +2,13 @@
 
 Not a poll. Salt calls beacons once a second; waiting for that tick would add up to 1 s to
 every heal (GSI wants the routes back at once). So the first call starts a thread that
-listens to netlink (RTM_NEWLINK/DELLINK/NEWADDR/DELADDR) and fires the event to the master as
-soon as the interface settles (``debounce`` seconds without news, default 0.05): a flap
-(down, up within the window) still fires ``up`` with ``flapped: True``, because the kernel
-dropped the static routes on the way down. Later calls only check the thread is alive.
+listens to netlink (RTM_NEWLINK/DELLINK/NEWADDR/DELADDR) and acts as soon as the interface
+settles (``debounce`` seconds without news, default 0.05): a flap (down, up within the window)
+still counts as ``up`` with ``flapped: True``, because the kernel dropped the static routes on
+the way down. On ``up`` the listener first puts the routes of the last apply back itself (the
+local heal: no master needed, hpc_routing_kernel.heal_from_record), then fires the event with
+what it did under ``local``; the master's reactor re-applies and confirms. Later calls only
+check the thread is alive.
 
 .. code-block:: yaml
 
@@ -23,7 +26,7 @@ import socket
 import threading
 import time
 
-from _hpc_synced import hpc_link_events
+from _hpc_synced import hpc_link_events, hpc_routing_kernel
 
 log = logging.getLogger(__name__)
 __virtualname__ = "hpc_link"
@@ -112,10 +115,20 @@ class Listener(threading.Thread):
             event = hpc_link_events.verdict(states, current, self.last.get(name))
             self.last[name] = current
             if event and not self.stopped.is_set():  # replaced meanwhile: the new listener reports
-                tag, data = hpc_link_events.event(name, event, time.time())
+                local = self._heal() if event["state"] == "up" else None
+                tag, data = hpc_link_events.event(name, event, time.time(), local)
                 bus.fire_master(data, tag)
                 self.fired += 1
                 log.info("hpc_link: fired %s", tag)
+
+
+    def _heal(self) -> dict | None:
+        """Routes back at once from the last applied plan, before the master hears of it."""
+        try:
+            return hpc_routing_kernel.heal_from_record(self.opts["cachedir"])
+        except Exception as exc:  # noqa: BLE001 - the master's heal still runs; say why this one did not
+            log.exception("hpc_link: local heal failed")
+            return {"changes": [], "errors": [f"local heal failed: {exc}"], "seconds": None}
 
 
 def _index(name: str) -> int | None:

@@ -5,19 +5,17 @@ marking of the chosen users' and groups' traffic. Reads and writes the kernel th
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import logging
-import os
 import time
 
 from salt.exceptions import CommandExecutionError
 
-from hpc_synced import hpc_accounts, hpc_context, hpc_marking, hpc_nft, hpc_routing, hpc_routing_kernel
+from hpc_synced import hpc_accounts, hpc_applied, hpc_context, hpc_marking, hpc_nft, hpc_routing, hpc_routing_kernel
 
 log = logging.getLogger(__name__)
 __virtualname__ = "policy_routing"
-LOCK = "/run/hpcnet-policy-routing.lock"
+LOCK, SUBSYSTEM = hpc_routing_kernel.LOCK, hpc_routing_kernel.SUBSYSTEM
 WAITING = "/run/hpcnet-policy-routing.waiting"  # held by the one heal queued behind a running one
 
 
@@ -29,20 +27,26 @@ def _ctx():
     return hpc_context.load(__context__, __pillar__, __opts__, CommandExecutionError)
 
 
-def _desired(ctx):
-    """(RoutingState, Marking, missing accounts) this host must have; empty when it is not routed."""
-    if not ctx.member["policy_routing"]:
+def _pillar_spec():
+    """(spec, pillar digest) of this host's policy routing in the pillar this call sees."""
+    ctx = _ctx()
+    return hpc_routing.spec(ctx.sections["policy_routing"], ctx.member["policy_routing"]), ctx.digest
+
+
+def _desired(spec):
+    """(RoutingState, Marking, missing accounts) a spec asks for, accounts resolved now; empty
+    when the host is not routed."""
+    if not spec["routed"]:
         return hpc_routing.RoutingState(), None, []
-    section = ctx.sections["policy_routing"]
-    tables = {t.name: t.id for t in section.tables if t is not None}
-    routes = frozenset(hpc_routing.Route(tables[r.table], r.to, r.via, r.dev) for r in section.routes if r)
+    tables = spec["tables"]
+    routes = frozenset(hpc_routing.Route(*route) for route in spec["routes"])
     rules, sets, missing = set(), [], []
-    for mark in (m for m in section.marks if m is not None):
-        resolved = hpc_accounts.resolve(mark.users, mark.groups)
-        missing += [f"{__opts__['id']}: {what} (mark {mark.name}) is not known on this host"
+    for mark in spec["marks"]:
+        resolved = hpc_accounts.resolve(mark["users"], mark["groups"])
+        missing += [f"{__opts__['id']}: {what} (mark {mark['name']}) is not known on this host"
                     for what in resolved.missing]
-        sets.append(hpc_marking.MarkSet(mark.name, mark.fwmark, resolved.uids))
-        rules |= _mark_rules(mark.priority, mark.fwmark, tables[mark.table], resolved.uids)
+        sets.append(hpc_marking.MarkSet(mark["name"], mark["fwmark"], resolved.uids))
+        rules |= _mark_rules(mark["priority"], mark["fwmark"], mark["table"], resolved.uids)
     state = hpc_routing.RoutingState({tid: name for name, tid in tables.items()}, frozenset(rules), routes)
     return state, hpc_marking.desired(sets), missing
 
@@ -100,7 +104,7 @@ def plan():
 
         salt 'labcn*' policy_routing.plan
     """
-    state, marking, missing = _desired(_ctx())
+    state, marking, missing = _desired(_pillar_spec()[0])
     handle = hpc_routing_kernel.NetlinkRouting()
     try:
         routing, marks = _plan(handle, state, marking)
@@ -114,6 +118,11 @@ def apply(test=False):
     Bring the tables, rules, routes and marking of this host to what the pillar says; remove
     only what we own. Returns the changes made, errors, and missing accounts (those are
     reported, the rest still applies). Serialized by a lock: concurrent heals wait their turn.
+    A real run records what it applied (``last_applied``): the schedule and every heal
+    converge to that, not to the minion's in-memory pillar, which may be older.
+
+    The highstate (``state.apply``) passes the freshly compiled pillar; from the CLI this uses
+    the minion's in-memory pillar, so refresh it first (``saltutil.refresh_pillar``).
 
     CLI Example:
 
@@ -122,44 +131,77 @@ def apply(test=False):
         salt 'labcn*' policy_routing.apply
         salt 'labcn*' policy_routing.apply test=True
     """
-    with _exclusive(LOCK):
-        return _apply_locked(test)
+    with hpc_applied.exclusive(LOCK):
+        spec, digest = _pillar_spec()
+        return _apply_spec(spec, digest, test, source="pillar")
 
 
-@contextlib.contextmanager
-def _exclusive(path, wait=True):
-    """An flock on ``path`` for the block (yields the file); yields None at once if ``wait`` is
-    off and another process holds it."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield None
-            return
-        yield fh
+def reapply(test=False):
+    """
+    Apply again what the last apply from the pillar applied (``last_applied``), the users and
+    groups resolved anew: what the minute's schedule runs, so a group's new member is routed
+    without a pillar edit, and a pillar edit the last highstate applied is never undone by an
+    older in-memory pillar. With no record yet, the pillar is applied (and recorded).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labcn*' policy_routing.reapply
+    """
+    with hpc_applied.exclusive(LOCK):
+        return _reapply_locked(test)
 
 
-def _apply_locked(test=False):
-    state, marking, missing = _desired(_ctx())
+def _reapply_locked(test=False):
+    record = hpc_applied.load(__opts__["cachedir"], SUBSYSTEM)
+    if record is None:
+        spec, digest = _pillar_spec()
+        return _apply_spec(spec, digest, test, source="pillar")
+    return _apply_spec(record["spec"], record.get("pillar_digest"), test, source="record")
+
+
+def last_applied():
+    """
+    What this host's policy routing last applied from the pillar (the spec, the pillar's
+    digest, when), and the routing state as resolved then: what the schedule and the heals
+    converge to. Empty when nothing was applied yet.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labcn*' policy_routing.last_applied
+    """
+    return hpc_applied.load(__opts__["cachedir"], SUBSYSTEM) or {}
+
+
+def _apply_spec(spec, digest, test, source):
+    state, marking, missing = _desired(spec)
     handle = hpc_routing_kernel.NetlinkRouting()
     try:
         routing, marks = _plan(handle, state, marking)
         changes = [c.describe() for c in routing + marks]
-        if test or not changes:
-            return {"changes": changes, "errors": [], "missing": missing, "applied": False}
-        errors = hpc_routing_kernel.apply(handle, routing) + (_apply_marking(marking) if marks else [])
-        left, left_marks = _plan(handle, state, marking)
+        errors = []
+        if not test and changes:
+            errors = hpc_routing_kernel.apply(handle, routing) + (_apply_marking(marking) if marks else [])
+            left, left_marks = _plan(handle, state, marking)
+            errors += [f"still differs after applying: {c.describe()}" for c in left + left_marks]
     finally:
         handle.close()
-    errors += [f"still differs after applying: {c.describe()}" for c in left + left_marks]
-    return {"changes": changes, "errors": errors, "missing": missing, "applied": True}
+    if not test:
+        hpc_applied.save(__opts__["cachedir"], SUBSYSTEM, {
+            "spec": spec, "pillar_digest": digest, "source": source, "applied_at": time.time(),
+            "state": hpc_routing.state_as_data(state)})
+    return {"changes": changes, "errors": errors, "missing": missing, "applied": bool(changes) and not test}
 
 
 def heal(reason=""):
     """
-    Re-apply policy routing after a fault (an IB link came back), read the result back, and
-    tell the master: ``hpc/net/routes/restored`` or ``hpc/net/routes/failed``.
+    Re-apply policy routing after a fault (an IB link came back) from what was last applied
+    (``reapply``), read the result back, and tell the master: ``hpc/net/routes/restored`` or
+    ``hpc/net/routes/failed``. The beacon has usually put the routes back already (local heal);
+    this confirms it, and also re-resolves the accounts.
 
     A storm of events costs at most one heal running and one waiting: a heal that finds another
     already waiting returns at once (``coalesced``), since the waiting one reads the kernel
@@ -172,13 +214,13 @@ def heal(reason=""):
         salt labcn1 policy_routing.heal reason='ib0 up'
     """
     started = time.monotonic()
-    with _exclusive(WAITING, wait=False) as waiting:
+    with hpc_applied.exclusive(WAITING, wait=False) as waiting:
         if waiting is None:
             return {"changes": [], "errors": [], "missing": [], "applied": False, "ok": True, "coalesced": True}
-        with _exclusive(LOCK):
+        with hpc_applied.exclusive(LOCK):
             fcntl.flock(waiting, fcntl.LOCK_UN)  # running now: the next event may queue behind us
-            result = _apply_locked()
-    ok = not result["errors"]  # _apply_locked read the kernel back: what still differs is an error
+            result = _reapply_locked()
+    ok = not result["errors"]  # _apply_spec read the kernel back: what still differs is an error
     tag = "hpc/net/routes/" + ("restored" if ok else "failed")
     __salt__["event.send"](tag, {"reason": reason, "changes": result["changes"], "errors": result["errors"],
                                  "seconds": round(time.monotonic() - started, 3)})
@@ -189,6 +231,7 @@ def clean(test=False):
     """
     Remove everything policy routing owns on this host: the rules and routes of the tables our
     rt_tables file lists, that file, and the nft marking table. Nothing else is touched.
+    Recorded as the last apply, so neither the schedule nor a heal puts it back.
 
     CLI Example:
 
@@ -196,15 +239,9 @@ def clean(test=False):
 
         salt 'labcn*' policy_routing.clean
     """
-    handle = hpc_routing_kernel.NetlinkRouting()
-    try:
-        routing, marks = _plan(handle, hpc_routing.RoutingState(), None)
-        changes = [c.describe() for c in routing + marks]
-        errors = [] if test or not changes else \
-            hpc_routing_kernel.apply(handle, routing) + (_apply_marking(None) if marks else [])
-    finally:
-        handle.close()
-    return {"changes": changes, "errors": errors, "applied": not test and bool(changes)}
+    with hpc_applied.exclusive(LOCK):  # recorded too: no schedule or heal puts it back
+        result = _apply_spec(hpc_routing.spec(None, False), None, test, source="clean")
+    return {key: result[key] for key in ("changes", "errors", "applied")}
 
 
 def watched_interfaces():

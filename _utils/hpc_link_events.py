@@ -51,6 +51,9 @@ def verdict(states: list[str], current: str, last: str | None) -> dict[str, Any]
     return None
 
 
-def event(interface: str, outcome: dict[str, Any], when: float) -> tuple[str, dict[str, Any]]:
-    """(tag, data) of the event fired to the master for one interface's settled burst."""
-    return TAG.format(interface=interface, state=outcome["state"]), {"interface": interface, **outcome, "time": when}
+def event(interface: str, outcome: dict[str, Any], when: float,
+          local: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """(tag, data) of the event fired to the master for one interface's settled burst; ``local``:
+    what the local heal did (None when it did not run: link down, or nothing applied yet)."""
+    data = {"interface": interface, **outcome, "time": when, "local": local}
+    return TAG.format(interface=interface, state=outcome["state"]), data

@@ -161,3 +161,33 @@ def parse_rt_tables(text: str) -> dict[int, str]:
         if len(words) >= 2 and words[0].isdigit():
             tables[int(words[0])] = words[1]
     return tables
+
+
+def spec(section: PolicyRouting | None, routed: bool) -> dict:
+    """What a host's policy routing is made of, from the pillar, as plain data: the input every
+    later re-apply starts from (hpc_applied). Accounts stay names: they are resolved at each apply,
+    since group membership changes without a pillar edit (LDAP)."""
+    if not routed or section is None:
+        return {"routed": False, "tables": {}, "routes": [], "marks": []}
+    tables = {t.name: t.id for t in section.tables if t is not None}
+    return {
+        "routed": True,
+        "tables": tables,
+        "routes": sorted(([tables[r.table], r.to, r.via, r.dev] for r in section.routes if r is not None),
+                         key=lambda r: (r[0], r[1])),
+        "marks": [{"name": m.name, "fwmark": m.fwmark, "priority": m.priority, "table": tables[m.table],
+                   "users": list(m.users), "groups": list(m.groups)} for m in section.marks if m is not None],
+    }
+
+
+def state_as_data(state: RoutingState) -> dict:
+    """A RoutingState as JSON-able data (kept by hpc_applied for the local heal)."""
+    return {"tables": {str(i): n for i, n in sorted(state.tables.items())},
+            "rules": [list(r.key()) for r in sorted(state.rules)],
+            "routes": [[r.table, r.dst, r.gateway, r.dev] for r in sorted(state.routes, key=Route.key)]}
+
+
+def state_from_data(data: dict) -> RoutingState:
+    return RoutingState({int(i): n for i, n in data.get("tables", {}).items()},
+                        frozenset(Rule(p, m, t, tuple(u)) for p, m, t, u in data.get("rules", [])),
+                        frozenset(Route(*r) for r in data.get("routes", [])))

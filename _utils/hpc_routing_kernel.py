@@ -10,14 +10,18 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+import hpc_applied
 from hpc_change import Change
-from hpc_routing import DEFAULT, Route, RoutingState, Rule, parse_rt_tables, rt_tables_file
+from hpc_routing import DEFAULT, Route, RoutingState, Rule, parse_rt_tables, plan, rt_tables_file, state_from_data
 
 RT_TABLES_FILE = Path("/etc/iproute2/rt_tables.d/hpcnet.conf")
+LOCK = "/run/hpcnet-policy-routing.lock"  # every apply of policy routing on a host holds it
+SUBSYSTEM = "policy_routing"  # its hpc_applied record
 SCOPE_LINK = 253
 RTN_UNICAST = 1
 FR_ACT_TO_TBL = 1
@@ -30,6 +34,7 @@ class RoutingHandle(Protocol):
     def set_route(self, route: Route, replace: bool) -> None: ...
     def delete_route(self, route: Route) -> None: ...
     def write_tables(self, tables: dict[int, str]) -> None: ...
+    def close(self) -> None: ...
 
 
 # Selectors a rule of ours never uses: a rule with any of them is not one we model.
@@ -197,6 +202,9 @@ class FakeRouting:
     def write_tables(self, tables: dict[int, str]) -> None:
         self.tables = dict(tables)
 
+    def close(self) -> None:
+        pass
+
 
 def apply(handle: RoutingHandle, changes: list[Change]) -> list[str]:
     """Apply a plan in its order; every failure is reported and the rest still applies."""
@@ -218,3 +226,27 @@ def _apply_one(handle: RoutingHandle, change: Change) -> None:
         handle.delete_route(change.old)
     else:
         handle.set_route(change.new, replace=change.op == "update")
+
+
+def restore(handle: RoutingHandle, state: RoutingState) -> tuple[list[str], list[str]]:
+    """Put the kernel back to ``state`` (what the last apply resolved): after a link flap, the
+    routes the kernel dropped. (changes, errors), in words. No NSS, no nft, no pillar: fast."""
+    owned = set(state.tables) | set(handle.read(set()).tables)
+    changes = plan(state, handle.read(owned))
+    return [c.describe() for c in changes], apply(handle, changes)
+
+
+def heal_from_record(cachedir: str, handle_factory: Any = None) -> dict[str, Any] | None:
+    """The local heal (issue 10, point 4): the routing of the last apply restored at once, on this
+    host, without the master, under the apply lock. None when nothing was applied yet."""
+    started = time.monotonic()
+    with hpc_applied.exclusive(LOCK):
+        record = hpc_applied.load(cachedir, SUBSYSTEM)
+        if not record or not record.get("spec", {}).get("routed"):
+            return None
+        handle = (handle_factory or NetlinkRouting)()
+        try:
+            changes, errors = restore(handle, state_from_data(record["state"]))
+        finally:
+            handle.close()
+    return {"changes": changes, "errors": errors, "seconds": round(time.monotonic() - started, 4)}

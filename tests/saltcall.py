@@ -2,14 +2,14 @@
 minion would (Salt's loader, our _modules and _utils), and print the result as JSON.
 
 Usage: saltcall.py MINION_ID PILLAR_JSON_FILE FUNCTION [key=value ...]
-Used by functional tests inside throwaway network namespaces (``ip netns exec``).
+Used by functional tests inside throwaway network namespaces (``ip netns exec``). The cachedir
+(what modules record, e.g. hpc_applied) is ``cache/`` beside the pillar file: one per test.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import salt.config
@@ -32,11 +32,11 @@ def main() -> int:
     minion_id, pillar_file, function, *args = sys.argv[1:]
     kwargs = dict(a.split("=", 1) for a in args)
     kwargs = {k: json.loads(v) if v in ("true", "false") else v for k, v in kwargs.items()}
-    with tempfile.TemporaryDirectory(prefix="saltcall-") as cache:
-        funcs = loaders(minion_id, json.loads(Path(pillar_file).read_text()), cache)
-        if "event.send" in funcs:  # no master here: record the event instead of sending it
-            funcs["event.send"] = lambda tag, data=None, **kw: print(json.dumps({"event": tag}), file=sys.stderr)
-        print(json.dumps(funcs[function](**kwargs), default=str))
+    cache = Path(pillar_file).parent / "cache"  # kept across calls, like a minion's cachedir
+    funcs = loaders(minion_id, json.loads(Path(pillar_file).read_text()), str(cache))
+    if "event.send" in funcs:  # no master here: record the event instead of sending it
+        funcs["event.send"] = lambda tag, data=None, **kw: print(json.dumps({"event": tag}), file=sys.stderr)
+    print(json.dumps(funcs[function](**kwargs), default=str))
     return 0
 
 

@@ -19,11 +19,12 @@ policy_routing-config-beacon-present:
     - debounce: 0.05
 
 {#- Group membership can change without any event here (LDAP): re-resolve and re-apply each
-    minute, a no-op when nothing changed. #}
+    minute, a no-op when nothing changed. reapply starts from what the last apply recorded, not
+    from the minion's in-memory pillar (older than this highstate's): the edit stays. #}
 policy_routing-config-schedule-present:
   schedule.present:
     - name: hpc-policy-routing-refresh
-    - function: policy_routing.apply
+    - function: policy_routing.reapply
     - seconds: 60
     - return_job: False
 {%- endif %}

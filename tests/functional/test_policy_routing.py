@@ -161,3 +161,59 @@ def test_an_event_storm_costs_one_running_and_one_waiting_heal(node):
     out, _ = waiting.communicate(timeout=60)
     first = json.loads(out.splitlines()[-1])
     assert first["coalesced"] is False and first["ok"] is True
+
+
+EXTRA = {"table": "alinat", "to": "192.0.2.0/24", "via": "10.13.0.30", "dev": "ib0"}
+
+
+def _with_extra_route(node):
+    """The pillar file of ``node`` gains a route; returns the old pillar (to go back to it)."""
+    before = json.loads(node[1].read_text())
+    node[1].write_text(json.dumps(mutate(before, "policy_routing.routes.2", EXTRA)))
+    return before
+
+
+def test_reapply_keeps_what_the_last_apply_applied_not_an_older_pillar(node):
+    """The schedule runs reapply with the minion's in-memory pillar, older than the last
+    highstate's: the route that highstate added must stay (issue 10, point 5)."""
+    call(node, "policy_routing.apply")
+    older = _with_extra_route(node)
+    assert "add route 192.0.2.0/24 via 10.13.0.30 dev ib0 table 201" in call(node, "policy_routing.apply")["changes"]
+    node[1].write_text(json.dumps(older))  # the schedule's stale pillar
+    assert call(node, "policy_routing.reapply")["changes"] == []
+    assert "192.0.2.0/24 via 10.13.0.30" in sh(node, "ip", "route", "show", "table", "201").stdout
+    assert call(node, "policy_routing.last_applied")["source"] == "record"
+    healed = call(node, "policy_routing.heal")  # the reactor's heal: the same record
+    assert healed["ok"] and "192.0.2.0/24 via 10.13.0.30" in sh(node, "ip", "route", "show", "table", "201").stdout
+    assert "delete route 192.0.2.0/24 via 10.13.0.30 dev ib0 table 201" in \
+        call(node, "policy_routing.apply")["changes"]  # an explicit apply of the older pillar wins
+
+
+def test_clean_is_recorded_so_nothing_puts_it_back(node):
+    call(node, "policy_routing.apply")
+    call(node, "policy_routing.clean")
+    assert call(node, "policy_routing.reapply")["changes"] == []
+    assert sh(node, "ip", "route", "show", "table", "201").stdout == ""
+
+
+LOCAL_HEAL = ("import json, sys\nsys.path.insert(0, sys.argv[1])\nimport hpc_routing_kernel\n"
+              "print(json.dumps(hpc_routing_kernel.heal_from_record(sys.argv[2])))\n")
+
+
+def test_local_heal_puts_the_routes_of_the_last_apply_back_without_salt(node):
+    """What the hpc_link beacon runs on link up, without the master: the last applied routes,
+    from the record, in the kernel; the pillar is not read (here: it no longer has the route)."""
+    assert json.loads(sh(node, sys.executable, "-c", LOCAL_HEAL, str(ROOT / "_utils"),
+                         str(node[1].parent / "cache")).stdout) is None  # nothing applied yet
+    older = _with_extra_route(node)
+    call(node, "policy_routing.apply")
+    node[1].write_text(json.dumps(older))
+    sh(node, "ip", "link", "set", "ib0", "down")
+    sh(node, "ip", "link", "set", "ib0", "up")
+    assert sh(node, "ip", "route", "show", "table", "201").stdout == ""
+    out = sh(node, sys.executable, "-c", LOCAL_HEAL, str(ROOT / "_utils"), str(node[1].parent / "cache"))
+    healed = json.loads(out.stdout)
+    assert healed["errors"] == [] and healed["seconds"] < 0.5
+    assert "add route default via 10.13.0.30 dev ib0 table 201" in healed["changes"]
+    routes = sh(node, "ip", "route", "show", "table", "201").stdout
+    assert "default via 10.13.0.30 dev ib0" in routes and "192.0.2.0/24 via 10.13.0.30" in routes
