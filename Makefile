@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PILLAR ?= pillar
 DEMO_HOST ?= labcn1
 
-.PHONY: help deps venv config check-pillar demo preview bench-lab bench-scale bench-heal bench-nat-failover bench-leak test test-unit test-functional test-integration lint install-hook clean
+.PHONY: help deps venv config check-pillar demo preview bench-lab bench-scale bench-heal bench-nat-failover bench-leak bench-faults test test-unit test-functional test-integration lint install-hook clean
 
 help:
 	@echo "make demo            the example cluster as a lab on this machine, configured by Salt, a fault healed"
@@ -17,6 +17,7 @@ help:
 	@echo "make deps venv       install the Debian packages / the Python venv"
 	@echo "make bench-lab       lab up / highstate times and memory (name=value lines)"
 	@echo "make bench-heal bench-nat-failover bench-leak   policy routing in the lab [BENCH_LAB=prefix]"
+	@echo "make bench-faults    SIGKILL keepalived on the master NAT router: back, one VIP holder, flow gap [BENCH_LAB=prefix]"
 	@echo "make bench-scale     check-pillar and one highstate's render, example vs grown to N nodes [BENCH_SIZES=1024,4096]"
 
 deps:
@@ -41,7 +42,8 @@ demo: deps venv
 
 # Beacons live in a running minion: a local salt-call has none to ask, and Salt's beacon.present
 # then fails (TypeError on beacons.list's None). The preview leaves those two states out.
-PREVIEW_EXCLUDE = [{"id": "policy_routing-config-beacon-present"}, {"id": "keepalived-service-beacon-present"}]
+PREVIEW_EXCLUDE = [{"id": "policy_routing-config-beacon-present"}, {"id": "keepalived-service-beacon-present"}, \
+  {"id": "keepalived-service-beacon-daemon"}, {"id": "natrouter-service-beacon-daemon"}, {"id": "diskless-service-beacon-daemon"}]
 
 preview: deps config
 	$(VENV)/bin/salt-call --local --id $(DEMO_HOST) saltutil.sync_all >/dev/null
@@ -66,6 +68,9 @@ bench-nat-failover: deps venv
 
 bench-leak: deps venv
 	$(BENCH_PR) leak
+
+bench-faults: deps venv
+	$(PY) bench/faults.py keepalived $(if $(BENCH_LAB),--prefix $(BENCH_LAB))
 
 lint: venv
 	$(VENV)/bin/ruff check .

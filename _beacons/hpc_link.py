@@ -26,7 +26,7 @@ import socket
 import threading
 import time
 
-from _hpc_synced import hpc_link_events, hpc_routing_kernel
+from _hpc_synced import hpc_link_events, hpc_routing_kernel, hpc_signed
 
 log = logging.getLogger(__name__)
 __virtualname__ = "hpc_link"
@@ -117,7 +117,7 @@ class Listener(threading.Thread):
             if event and not self.stopped.is_set():  # replaced meanwhile: the new listener reports
                 local = self._heal() if event["state"] == "up" else None
                 tag, data = hpc_link_events.event(name, event, time.time(), local)
-                bus.fire_master(data, tag)
+                bus.fire_master(hpc_signed.sign(self.opts, tag, data), tag)  # proof of sender
                 self.fired += 1
                 log.info("hpc_link: fired %s", tag)
 

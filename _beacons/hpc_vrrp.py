@@ -3,7 +3,8 @@
 keepalived's notify hook only writes the new state to ``/run/hpcnet/vrrp/<instance>`` (a shell
 one-liner: no process to start while keepalived fails over; a ``salt-call`` per transition
 costs seconds, and 20 s inside the lab's emulated directors). This beacon, inside the running
-minion, reads those files at each beacon tick and tells the master about changes.
+minion, reads those files at each beacon tick and tells the master about changes, signed
+(hpc_signed: the master acts only on a proven sender).
 
 .. code-block:: yaml
 
@@ -15,6 +16,8 @@ minion, reads those files at each beacon tick and tells the master about changes
 from __future__ import annotations
 
 import os
+
+from _hpc_synced import hpc_signed
 
 __virtualname__ = "hpc_vrrp"
 DIRECTORY = "/run/hpcnet/vrrp"
@@ -58,6 +61,7 @@ def beacon(config):
         if _SEEN.get(instance) != state:
             _SEEN[instance] = state
             data = {"instance": instance, "state": state, "priority": priority}
-            __salt__["event.send"](f"hpc/net/vrrp/{instance}/{state}", data)
+            tag = f"hpc/net/vrrp/{instance}/{state}"
+            __salt__["event.send"](tag, hpc_signed.sign(__opts__, tag, data))  # proof of sender
             events.append(dict(data, tag=f"{instance}/{state}"))
     return events

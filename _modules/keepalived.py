@@ -45,6 +45,34 @@ def config():
     return hpc_keepalived.render(ctx.host, ctx.sections["keepalived"], dict(ctx.sections["secrets"].keepalived))
 
 
+def revive(sig="/usr/sbin/keepalived", service="keepalived"):
+    """
+    Start keepalived again after it died (what the master runs on an ``hpc/daemon/keepalived/dead``
+    event). A keepalived killed with SIGKILL leaves its virtual addresses on the interfaces: the
+    peer takes them over and both hosts answer ARP for them. So the leftovers are removed first,
+    then the service is started (in BACKUP: the priorities elect the master again). Nothing is
+    done while keepalived runs.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt labnat1 keepalived.revive
+    """
+    if __salt__["status.pid"](sig):
+        return {"started": False, "removed": [], "comment": "keepalived is running"}
+    ctx = _ctx()
+    removed = []
+    for address, iface in hpc_keepalived.virtual_addresses(ctx.host, ctx.sections["keepalived"]):
+        out = __salt__["cmd.run_all"](["ip", "addr", "del", address, "dev", iface], python_shell=False,
+                                      ignore_retcode=True, output_loglevel="quiet")
+        if out["retcode"] == 0:
+            removed.append(f"{address} dev {iface}")
+    started = __salt__["service.start"](service)
+    return {"started": bool(started), "removed": removed,
+            "comment": f"removed {len(removed)} stale virtual address(es), started {service}"}
+
+
 def notify_script():
     """
     The notify hook keepalived runs on every VRRP state change. It only records the new state in

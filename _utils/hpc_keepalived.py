@@ -18,6 +18,17 @@ def instances_of(host: str, keepalived: Keepalived) -> list[VrrpInstance]:
     return [i for i in keepalived.instances if i is not None and host in expand(i.hosts)]
 
 
+def virtual_addresses(host: Host, keepalived: Keepalived) -> list[tuple[str, str]]:
+    """(address/prefix, interface) of every VIP this host's instances may hold, as keepalived
+    adds them (a bare address is a /32)."""
+    pairs = []
+    for inst in instances_of(host.name, keepalived):
+        nets = [(inst.network, inst.virtual_ips), *sorted(inst.other_virtual_ips.items())]
+        pairs += [(str(vip) if "/" in str(vip) else f"{vip}/32", host.interfaces[net].name)
+                  for net, vips in nets for vip in vips]
+    return pairs
+
+
 def _instance(inst: VrrpInstance, host: Host, auth_pass: str | None) -> list[str]:
     iface = host.interfaces[inst.network].name
     lines = [

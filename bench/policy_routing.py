@@ -4,8 +4,10 @@
 Not a test. Prints ``name=value`` lines (progress goes to stderr):
 
     heal      50 admin flaps of labcn1's ib0; for each, the time from link up until table 201's
-              default route is back (the beacon -> master reactor -> minion heal path does it):
-              heal_median_s, heal_p95_s, heal_max_s, heal_timeouts
+              default route is back in the kernel (the beacon's local heal does it):
+              heal_local_{median,p95,max}_s; until the master has the reactor's heal's
+              hpc/net/routes/restored: heal_confirmed_{median,p95,max}_s; then 50 more with
+              labcn1 cut off from the admin network (no master): heal_nomaster_{median,p95,max}_s
     failover  10 runs: a long-lived TCP flow of a chosen user, probed every 10 ms (one line out,
               its echo back) while labnat1, the master NAT router, loses ib0's carrier; the
               longest wait for an echo in each run: nat_failover_gap_median_s, _p95_s, _max_s,
@@ -26,6 +28,7 @@ routers and compute nodes, and takes the lab down at the end; with it, it uses t
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import secrets
@@ -38,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 for sub in ("lab", "_utils"):
     sys.path.insert(0, str(ROOT / sub))
 
-from hpclab import cluster, paths  # noqa: E402
+from hpclab import cluster, events, paths  # noqa: E402
 from hpclab.registry import LAB_ROOT  # noqa: E402
 
 NODE = "labcn1"
@@ -56,7 +59,8 @@ def p95(values: list[float]) -> float:
     return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
 
 
-def bench_heal(lab: cluster.Lab, runs: int) -> None:
+def _flaps(lab: cluster.Lab, runs: int) -> dict:
+    """flapbench.py in labcn1: ``runs`` admin flaps of ib0, 1 s apart, timed in the node."""
     script = ROOT / "lab" / "hpclab" / "flapbench.py"
     try:
         rc, out, err = lab.exec(NODE, ["/usr/bin/python3", "-I", str(script), "ib0", "201", str(runs), "1.0", "10"],
@@ -65,15 +69,55 @@ def bench_heal(lab: cluster.Lab, runs: int) -> None:
         lab.restore_default_route(NODE)  # the flaps took the main table's too (not ours to heal)
     if rc != 0:
         raise RuntimeError(f"flapbench: {err.strip()}")
-    got = json.loads(out)
-    times = got["heal_s"]
-    log(f"heal times (s): {times}")
+    return json.loads(out)
+
+
+def _stamp(event: dict) -> float:
+    """When the master received an event (its ``_stamp``: UTC, ISO 8601)."""
+    when = datetime.datetime.fromisoformat(event["data"]["_stamp"])
+    return when.replace(tzinfo=datetime.UTC).timestamp()
+
+
+def _confirmations(ups: list[float], seen: list[dict]) -> list[float | None]:
+    """Per link up, the time until the master saw the reactor's heal report ``restored``."""
+    stamps = sorted(_stamp(e) for e in seen if e["tag"] == "hpc/net/routes/restored"
+                    and e["data"]["data"].get("reason") == "hpc/net/link/ib0/up")
+    out = []
+    for i, up in enumerate(ups):
+        until = ups[i + 1] if i + 1 < len(ups) else math.inf
+        out.append(next((t - up for t in stamps if up < t < until), None))
+    return out
+
+
+def _report(name: str, times: list[float], timeouts: int) -> None:
     if times:
-        print(f"heal_median_s={statistics.median(times):.3f}")
-        print(f"heal_p95_s={p95(times):.3f}")
-        print(f"heal_max_s={max(times):.3f}")
+        print(f"{name}_median_s={statistics.median(times):.3f}")
+        print(f"{name}_p95_s={p95(times):.3f}")
+        print(f"{name}_max_s={max(times):.3f}")
+    print(f"{name}_timeouts={timeouts}")
+
+
+def bench_heal(lab: cluster.Lab, runs: int) -> None:
+    """heal_local: link up -> table 201's default back in labcn1's kernel (the beacon's local heal);
+    heal_confirmed: link up -> the master has hpc/net/routes/restored from the reactor's heal;
+    heal_nomaster: heal_local with labcn1 cut off from the admin network (no master)."""
+    with events.watch(lab, "hpc/net/routes/", seconds=runs * 15 + 120) as bus:
+        got = _flaps(lab, runs)
+        time.sleep(3)  # the last flap's confirmation
+        confirmed = _confirmations(got["ups"], bus.seen())
+    log(f"local heal times (s): {got['heal_s']}")
+    log(f"confirmation times (s): {[round(c, 3) if c else c for c in confirmed]}")
+    _report("heal_local", got["heal_s"], got["timeouts"])
+    _report("heal_confirmed", [c for c in confirmed if c is not None], confirmed.count(None))
+    admin = next(i.name for i in lab.node(NODE).ifaces if i.network == "admin")
+    lab.partition(NODE, ifaces=[admin])
+    try:
+        cut = _flaps(lab, runs)
+    finally:
+        lab.partition(NODE, up=True, ifaces=[admin])
+    log(f"local heal times without the master (s): {cut['heal_s']}")
+    _report("heal_nomaster", cut["heal_s"], cut["timeouts"])
     print(f"heal_flaps={runs}")
-    print(f"heal_timeouts={got['timeouts']}")
 
 
 def bench_failover(lab: cluster.Lab, runs: int) -> None:

@@ -1,9 +1,9 @@
 {%- from tpldir ~ "/map.jinja" import diskless, server with context %}
-{%- from "hpc/restart.jinja" import restart_dropin %}
+{%- from "hpc/restart.jinja" import kept_alive %}
 {%- if server %}
 include:
   - diskless.config
-{{ restart_dropin("diskless", "service", diskless.service) }}
+{{ kept_alive("diskless", "service", diskless.service, diskless.sig) }}
 
 diskless-service-service-running:
   service.running:

@@ -1,9 +1,9 @@
 {%- from tpldir ~ "/map.jinja" import keepalived, instances with context %}
-{%- from "hpc/restart.jinja" import restart_dropin %}
+{%- from "hpc/restart.jinja" import kept_alive %}
 {%- if instances %}
 include:
   - keepalived.config
-{{ restart_dropin("keepalived", "service", keepalived.service) }}
+{{ kept_alive("keepalived", "service", keepalived.service, keepalived.sig) }}
 
 {#- A config change reloads (SIGHUP): VRRP state and the VIPs survive a reload, not a restart. #}
 keepalived-service-service-running:

@@ -4,6 +4,9 @@
     conntrackd.conf without our header is Debian's or someone else's: it and its daemon are left
     alone. Works whatever the pillar says. #}
 {%- from tpldir ~ "/map.jinja" import natrouter with context %}
+{%- from "hpc/restart.jinja" import not_kept_alive %}
+{{ not_kept_alive("natrouter", natrouter.conntrackd.service) }}
+
 {%- set ours = "grep -qs '^# Managed by Salt (hpcnet natrouter)' " ~ natrouter.conntrackd.config %}
 natrouter-clean-natrouter-nft_absent:
   natrouter.nft_absent:
@@ -23,6 +26,8 @@ natrouter-clean-service-dead:
     - enable: False
     - sig: {{ natrouter.conntrackd.sig }}
     - onlyif: {{ ours | json }}
+    - require:
+      - beacon: natrouter-clean-beacon-daemon
 
 natrouter-clean-file-absent-conntrackd:
   file.absent:

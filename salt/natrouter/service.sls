@@ -1,9 +1,9 @@
 {%- from tpldir ~ "/map.jinja" import natrouter, router, conntrackd_conf with context %}
-{%- from "hpc/restart.jinja" import restart_dropin %}
+{%- from "hpc/restart.jinja" import kept_alive %}
 {%- if router and conntrackd_conf %}
 include:
   - natrouter.config
-{{ restart_dropin("natrouter", "service", natrouter.conntrackd.service) }}
+{{ kept_alive("natrouter", "service", natrouter.conntrackd.service, natrouter.conntrackd.sig) }}
 
 {#- conntrackd has no reload: a config change restarts it. `sig` finds the daemon where the init
     script has no status; `init_delay`: `conntrackd -d` returns before it may fail on its config. #}

@@ -1,11 +1,8 @@
-{#- hpc/net/vrrp/<instance>/<MASTER|BACKUP|FAULT|STOP> from keepalived's notify hook.
-    Recorded in the master's event log and log file; no action yet (keepalived already moved the
-    VIP). Trusts only data['id']. #}
-{%- set minion = data.get('id') %}
-{%- if minion %}
-hpc-reactor-vrrp-log:
-  runner.salt.cmd:
+{#- hpc/net/vrrp/<instance>/<MASTER|BACKUP|FAULT|STOP> from the hpc_vrrp beacon (signed).
+    Recorded in the master's log once the sender is proven; no action (keepalived already moved
+    the VIP). #}
+hpc-reactor-vrrp-hpc_react-vrrp:
+  runner.hpc_react.vrrp:
     - args:
-      - fun: log.info
-      - message: {{ ("VRRP " ~ tag ~ " on " ~ minion) | json }}
-{%- endif %}
+      - tag: {{ tag | json }}
+      - data: {{ data | json }}

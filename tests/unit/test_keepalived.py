@@ -59,3 +59,10 @@ def test_other_vip_outside_its_network_is_named(pillar):
     data = mutate(pillar, "keepalived.instances.1.other_virtual_ips", {"wan": ["10.13.0.99/24"]})
     assert [str(e) for e in hpc_pillar.validate(data)] == [
         "keepalived.instances[1].other_virtual_ips.wan[0]: is outside wan 10.12.0.0/24 (got '10.13.0.99/24')"]
+
+
+def test_virtual_addresses_are_what_a_dead_keepalived_may_leave_behind(pillar):
+    sections = hpc_pillar.load(pillar)
+    host = hpc_pillar.inventory(pillar)["labnat1"]
+    assert hpc_keepalived.virtual_addresses(host, sections["keepalived"]) == [
+        ("10.13.0.30/16", "ib0"), ("10.12.0.30/24", "eth1")]

@@ -1,0 +1,96 @@
+"""Beacon: a daemon we own (keepalived, conntrackd, dnsmasq) died -> ``hpc/daemon/<service>/dead``.
+
+The master's reactor (salt/reactor/daemon.sls -> hpc_react.daemon) starts it again on this
+minion only. Works where no init system restarts anything (the lab's hosts, SysV hosts); under
+systemd our drop-in (Restart=on-failure) usually wins the race, and this event is the record.
+Each formula that runs a daemon adds one instance of this beacon (``beacon_module``):
+
+.. code-block:: yaml
+
+    beacons:
+      hpc_daemon_keepalived:
+        - beacon_module: hpc_daemons
+        - service: keepalived
+        - sig: /usr/sbin/keepalived
+
+A daemon counts as running when a process's command line matches ``sig`` (a regular
+expression, as for Salt's ``service.running``). ``dead`` fires when a daemon seen running is
+gone, and again every ``repeat`` seconds (default 10) while it stays dead (a lost event, a
+failed start); ``alive`` fires once it is back. A daemon never seen running since the minion
+started fires nothing: the highstate starts it, and an admin's ``service stop`` before then
+is not undone. Signed (hpc_signed): the master acts only on a proven sender.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+from _hpc_synced import hpc_signed
+
+__virtualname__ = "hpc_daemons"
+PROC = "/proc"
+_STATE: dict[str, dict] = {}  # service -> {"alive": bool, "fired": time of the last dead event}
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _config(config) -> dict:
+    merged: dict = {}
+    for item in config if isinstance(config, list) else [config]:
+        if isinstance(item, dict):
+            merged.update(item)
+    return merged
+
+
+def validate(config):
+    conf = _config(config)
+    if not conf.get("service") or not conf.get("sig"):
+        return False, "hpc_daemons: 'service' and 'sig' are required"
+    try:
+        re.compile(conf["sig"])
+    except re.error as exc:
+        return False, f"hpc_daemons: sig {conf['sig']!r} is not a regular expression: {exc}"
+    return True, "valid"
+
+
+def running(sig: str, proc: str = PROC) -> bool:
+    """A process whose command line matches ``sig`` (zombies and kernel threads have none)."""
+    pattern = re.compile(sig)
+    for pid in os.listdir(proc):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(os.path.join(proc, pid, "cmdline"), "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:
+            continue
+        if cmdline and pattern.search(cmdline):
+            return True
+    return False
+
+
+def transition(previous: dict | None, alive: bool, now: float, repeat: float) -> tuple[str | None, dict]:
+    """(event state or None, new memory) for one check of one daemon."""
+    if alive:
+        was_dead = previous is not None and not previous["alive"] and previous.get("seen", True)
+        return ("alive" if was_dead else None), {"alive": True, "fired": 0.0}
+    if previous is None:
+        return None, {"alive": False, "fired": now, "seen": False}  # never seen running: not ours to revive yet
+    if previous["alive"] or (previous.get("seen", True) and now - previous["fired"] >= repeat):
+        return "dead", {"alive": False, "fired": now, "seen": True}
+    return None, previous
+
+
+def beacon(config):
+    conf = _config(config)
+    service, now = conf["service"], time.time()
+    state, _STATE[service] = transition(_STATE.get(service), running(conf["sig"]), now, float(conf.get("repeat", 10)))
+    if state is None:
+        return []
+    tag = f"hpc/daemon/{service}/{state}"
+    __salt__["event.send"](tag, hpc_signed.sign(__opts__, tag, {"service": service, "state": state}))
+    return []

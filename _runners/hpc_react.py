@@ -1,0 +1,128 @@
+"""What the master does about our minions' events: prove the sender, then act on that minion only.
+
+The reactor files (salt/reactor/*.sls) hand every ``hpc/...`` event to a function here. Each one
+first verifies the event's signature (hpc_signed) against the key the master accepted for the
+minion it claims to come from; an event that fails is dropped, and recorded as
+``hpc/security/rejected`` plus a master log line naming the claim, the reason and the real sender
+when the master knows it. A payload's own ``id`` is never used.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import salt.client
+import salt.utils.event
+
+from hpc_synced import hpc_batch, hpc_signed
+
+log = logging.getLogger(__name__)
+__virtualname__ = "hpc_react"
+REJECTED = "hpc/security/rejected"
+HEAL_WINDOW = 0.02  # seconds a storm's link-up reactions gather into one job (LAB-NOTES: ~30 events)
+# How the master brings a dead daemon back on its minion: keepalived first drops the virtual
+# addresses a SIGKILLed keepalived left behind (else both routers hold the gateway's VIP).
+REVIVE = {"keepalived": "keepalived.revive"}
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _fire(tag, data):
+    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
+        bus.fire_event(data, tag)
+
+
+def _verified(tag, data):
+    """The verdict on an event; a refused one is recorded here."""
+    verdict = hpc_signed.verifier(__opts__["pki_dir"]).verify(tag, data or {})
+    if not verdict.ok:
+        sender = verdict.sender or "unknown (batch form: the master names no sender)"
+        log.warning("hpc: dropped %s claiming to come from %s: %s; sent by %s",
+                    tag, verdict.minion, verdict.reason, sender)
+        _fire(REJECTED, {"tag": tag, "claimed": verdict.minion, "reason": verdict.reason, "sender": verdict.sender})
+    return verdict
+
+
+def verify(tag, data):
+    """
+    Whether an event's sender is proven, and who it is: ``ok``, ``minion``, ``reason``,
+    ``sender`` (the master-set id, single form only). Records a refusal like the reactions do.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run hpc_react.verify tag=hpc/net/link/ib0/up data='{...}'
+    """
+    verdict = _verified(tag, data)
+    return {"ok": verdict.ok, "minion": verdict.minion, "reason": verdict.reason, "sender": verdict.sender}
+
+
+def link(tag, data, window=HEAL_WINDOW):
+    """
+    ``hpc/net/link/<iface>/up`` from a verified minion: re-apply its policy routing
+    (``policy_routing.heal``, which confirms with ``hpc/net/routes/restored``). The link-ups of a
+    storm that arrive within ``window`` seconds go out as one list-targeted job.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run hpc_react.link tag=hpc/net/link/ib0/up data='{...}'
+    """
+    verdict = _verified(tag, data)
+    if not verdict.ok:
+        return {"acted": False, "reason": verdict.reason}
+    if not tag.endswith("/up"):
+        return {"acted": False, "minion": verdict.minion, "reason": "link down: the heal waits for up"}
+    batch = hpc_batch.gather(("heal", tag), verdict.minion, float(window))
+    if batch is None:
+        return {"acted": True, "minion": verdict.minion, "batched": True}
+    with salt.client.LocalClient(mopts=__opts__) as client:
+        jid = client.cmd_async(batch, "policy_routing.heal", tgt_type="list", kwarg={"reason": tag})
+    log.info("hpc: %s: policy_routing.heal on %s (job %s)", tag, ",".join(batch), jid)
+    return {"acted": True, "minion": verdict.minion, "minions": batch, "jid": jid}
+
+
+def daemon(tag, data):
+    """
+    ``hpc/daemon/<service>/dead`` from a verified minion: start that service again there
+    (keepalived through ``keepalived.revive``). ``.../alive`` is only recorded.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run hpc_react.daemon tag=hpc/daemon/keepalived/dead data='{...}'
+    """
+    verdict = _verified(tag, data)
+    if not verdict.ok:
+        return {"acted": False, "reason": verdict.reason}
+    service = tag.split("/")[2]
+    if not tag.endswith("/dead"):
+        log.info("hpc: %s on %s", tag, verdict.minion)
+        return {"acted": False, "minion": verdict.minion, "reason": "recorded"}
+    fun = REVIVE.get(service, "service.start")
+    with salt.client.LocalClient(mopts=__opts__) as client:
+        jid = client.cmd_async(verdict.minion, fun, arg=[] if fun in REVIVE.values() else [service])
+    log.warning("hpc: %s died on %s: %s (job %s)", service, verdict.minion, fun, jid)
+    return {"acted": True, "minion": verdict.minion, "function": fun, "jid": jid}
+
+
+def vrrp(tag, data):
+    """
+    ``hpc/net/vrrp/<instance>/<state>`` from a verified minion: recorded in the master's log
+    (keepalived already moved the VIP).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run hpc_react.vrrp tag=hpc/net/vrrp/natgw/MASTER data='{...}'
+    """
+    verdict = _verified(tag, data)
+    if verdict.ok:
+        log.info("hpc: VRRP %s on %s", tag, verdict.minion)
+    return {"acted": False, "minion": verdict.minion, "reason": verdict.reason}
