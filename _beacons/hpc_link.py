@@ -20,7 +20,9 @@ check the thread is alive.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
 import select
 import socket
 import threading
@@ -84,51 +86,95 @@ class Listener(threading.Thread):
         self.last = {name: sys_state(name) for name in self.watched}
         self.fired = 0
         self.stopped = threading.Event()
+        self.outbox: queue.Queue = queue.Queue()
+        self.routing = None  # the local heal's netlink handle, opened on first use
 
     def _read(self) -> list:
         return list(self.marshal.parse(self.sock.recv(1 << 16)))
 
-    def _burst(self) -> list:
+    def _burst(self) -> tuple[list, dict | None]:
         """Messages of one burst: the first one (waiting at most 1 s, to notice ``stop``), then
-        all that follow within ``debounce`` of each other."""
+        all that follow within ``debounce`` of each other; and the local heal, run at the first
+        sign of a watched interface back up (not once the burst settles: the routes cannot come
+        back too early, and a heal that finds the host in sync changes nothing)."""
         if not select.select([self.sock], [], [], 1.0)[0]:
-            return []
-        msgs = self._read()
-        while select.select([self.sock], [], [], self.debounce)[0]:
+            return [], None
+        msgs, healed = self._read(), None
+        while True:
+            if healed is None and self._came_up(msgs):
+                healed = self._heal()
+            if not select.select([self.sock], [], [], self.debounce)[0]:
+                return msgs, healed
             msgs += self._read()
-        return msgs
+
+    def _came_up(self, msgs: list) -> bool:
+        seen = hpc_link_events.observe(msgs, self.watched, dict(self.names))
+        return any(hpc_link_events.came_up(states) and sys_state(name) == "up" for name, states in seen.items())
 
     def run(self) -> None:
+        sender = threading.Thread(target=self._send, name=f"{THREAD_NAME}_sender", daemon=True)
+        sender.start()
+        self._warm()
+        while not self.stopped.is_set():
+            try:
+                self._step()
+            except Exception:  # noqa: BLE001 - a bad message must not kill the listener
+                log.exception("hpc_link: listener step failed")
+                time.sleep(0.5)
+        self.outbox.put(None)
+        self._drop_routing()
+
+    def _warm(self) -> None:
+        """The first netlink read in a process costs ~0.2 s (pyroute2's lazy setup): pay it now,
+        not during the first flap."""
+        try:
+            self.routing = hpc_routing_kernel.NetlinkRouting()
+            self.routing.read(set())
+        except Exception:  # noqa: BLE001 - the heal opens its own when this failed
+            log.exception("hpc_link: netlink handle for the local heal")
+            self._drop_routing()
+
+    def _send(self) -> None:
+        """Events go to the master from this thread: a slow or unreachable master never delays
+        the next local heal."""
         import salt.utils.event
 
         with salt.utils.event.get_event("minion", opts=self.opts, listen=False) as bus:
-            while not self.stopped.is_set():
-                try:
-                    self._step(bus)
-                except Exception:  # noqa: BLE001 - a bad message must not kill the listener
-                    log.exception("hpc_link: listener step failed")
-                    time.sleep(0.5)
+            while (item := self.outbox.get()) is not None:
+                tag, data = item
+                bus.fire_master(hpc_signed.sign(self.opts, tag, data), tag)  # proof of sender
+                log.info("hpc_link: fired %s", tag)
 
-    def _step(self, bus) -> None:
-        for name, states in hpc_link_events.observe(self._burst(), self.watched, self.names).items():
+    def _step(self) -> None:
+        msgs, healed = self._burst()
+        for name, states in hpc_link_events.observe(msgs, self.watched, self.names).items():
             current = sys_state(name)
             event = hpc_link_events.verdict(states, current, self.last.get(name))
             self.last[name] = current
             if event and not self.stopped.is_set():  # replaced meanwhile: the new listener reports
-                local = self._heal() if event["state"] == "up" else None
-                tag, data = hpc_link_events.event(name, event, time.time(), local)
-                bus.fire_master(hpc_signed.sign(self.opts, tag, data), tag)  # proof of sender
+                if event["state"] == "up" and (healed is None or healed["errors"]):
+                    healed = self._heal()  # no up seen mid-burst (an address came back), or it failed early
+                local = healed if event["state"] == "up" else None
+                self.outbox.put(hpc_link_events.event(name, event, time.time(), local))
                 self.fired += 1
-                log.info("hpc_link: fired %s", tag)
-
 
     def _heal(self) -> dict | None:
-        """Routes back at once from the last applied plan, before the master hears of it."""
+        """Routes back at once from the last applied plan, before the master hears of it, through
+        a netlink handle kept open (warm) by this thread; a failed one is replaced next time."""
         try:
-            return hpc_routing_kernel.heal_from_record(self.opts["cachedir"])
+            if self.routing is None:
+                self.routing = hpc_routing_kernel.NetlinkRouting()
+            return hpc_routing_kernel.heal_from_record(self.opts["cachedir"], self.routing)
         except Exception as exc:  # noqa: BLE001 - the master's heal still runs; say why this one did not
             log.exception("hpc_link: local heal failed")
+            self._drop_routing()
             return {"changes": [], "errors": [f"local heal failed: {exc}"], "seconds": None}
+
+    def _drop_routing(self) -> None:
+        if self.routing is not None:
+            with contextlib.suppress(Exception):
+                self.routing.close()
+            self.routing = None
 
 
 def _index(name: str) -> int | None:

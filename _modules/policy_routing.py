@@ -5,7 +5,6 @@ marking of the chosen users' and groups' traffic. Reads and writes the kernel th
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import time
 
@@ -218,7 +217,7 @@ def heal(reason=""):
         if waiting is None:
             return {"changes": [], "errors": [], "missing": [], "applied": False, "ok": True, "coalesced": True}
         with hpc_applied.exclusive(LOCK):
-            fcntl.flock(waiting, fcntl.LOCK_UN)  # running now: the next event may queue behind us
+            waiting.release()  # running now: the next event may queue behind us
             result = _reapply_locked()
     ok = not result["errors"]  # _apply_spec read the kernel back: what still differs is an error
     tag = "hpc/net/routes/" + ("restored" if ok else "failed")

@@ -41,6 +41,11 @@ def observe(msgs: Iterable[dict[str, Any]], watched: set[str], names: dict[int, 
     return seen
 
 
+def came_up(states: list[str]) -> bool:
+    """The burst so far shows the interface (admin) up or an address back: time for the local heal."""
+    return bool(states) and states[-1] in ("up", "addr+")
+
+
 def verdict(states: list[str], current: str, last: str | None) -> dict[str, Any] | None:
     """The event to fire for one settled burst, or None when nothing changed for the routes."""
     flapped = "down" in states or "addr-" in states

@@ -236,17 +236,20 @@ def restore(handle: RoutingHandle, state: RoutingState) -> tuple[list[str], list
     return [c.describe() for c in changes], apply(handle, changes)
 
 
-def heal_from_record(cachedir: str, handle_factory: Any = None) -> dict[str, Any] | None:
+def heal_from_record(cachedir: str, handle: RoutingHandle | None = None) -> dict[str, Any] | None:
     """The local heal (issue 10, point 4): the routing of the last apply restored at once, on this
-    host, without the master, under the apply lock. None when nothing was applied yet."""
+    host, without the master, under the apply lock. None when nothing was applied yet.
+    ``handle``: one kept open by the caller (a warm pyroute2 socket: ~7 ms instead of ~40)."""
     started = time.monotonic()
     with hpc_applied.exclusive(LOCK):
         record = hpc_applied.load(cachedir, SUBSYSTEM)
         if not record or not record.get("spec", {}).get("routed"):
             return None
-        handle = (handle_factory or NetlinkRouting)()
+        own = handle is None
+        handle = NetlinkRouting() if own else handle
         try:
             changes, errors = restore(handle, state_from_data(record["state"]))
         finally:
-            handle.close()
+            if own:
+                handle.close()
     return {"changes": changes, "errors": errors, "seconds": round(time.monotonic() - started, 4)}

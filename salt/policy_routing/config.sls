@@ -16,7 +16,7 @@ policy_routing-config-beacon-present:
     - name: hpc_link
     - save: True
     - interfaces: {{ watched_interfaces | json }}
-    - debounce: 0.05
+    - debounce: 0.02
 
 {#- Group membership can change without any event here (LDAP): re-resolve and re-apply each
     minute, a no-op when nothing changed. reapply starts from what the last apply recorded, not

@@ -131,12 +131,12 @@ def test_clean_removes_only_what_we_own(node):
 
 
 def _held_by_another(path: str) -> bool:
-    with open(path, "w") as fh:
+    with open(path, "a") as fh:  # POSIX record locks, as hpc_applied.exclusive takes them
         try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
             return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
+        fcntl.lockf(fh, fcntl.LOCK_UN)
         return False
 
 
@@ -145,8 +145,8 @@ def test_an_event_storm_costs_one_running_and_one_waiting_heal(node):
     later one returns at once, coalesced: the waiting one will see the kernel as it is then."""
     call(node, "policy_routing.apply")
     name, pillar = node
-    with open("/run/hpcnet-policy-routing.lock", "w") as running:
-        fcntl.flock(running, fcntl.LOCK_EX)
+    with open("/run/hpcnet-policy-routing.lock", "a") as running:
+        fcntl.lockf(running, fcntl.LOCK_EX)
         cmd = [str(ROOT / "tools" / "private-etc"), "ip", "netns", "exec", name, sys.executable,
                str(ROOT / "tests" / "saltcall.py"), "labcn1", str(pillar), "policy_routing.heal"]
         env = dict(os.environ, PRIVATE_ETC_DIR=str(pillar.parent / "etc"))

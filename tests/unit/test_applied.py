@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
+import threading
 
-from testlib import example_pillar
+from testlib import ROOT, example_pillar
 
 import hpc_applied
 import hpc_routing
@@ -60,3 +64,68 @@ def test_restore_puts_back_only_what_the_state_lacks():
     changes, errors = hpc_routing_kernel.restore(handle, state)
     assert errors == [] and changes == ["add route default via 10.13.0.30 dev ib0 table 201"]
     assert hpc_routing_kernel.restore(handle, state) == ([], [])
+
+
+TAKE = ("import sys\nsys.path.insert(0, sys.argv[2])\nimport hpc_applied\n"
+        "with hpc_applied.exclusive(sys.argv[1], wait=False) as held:\n    sys.exit(0 if held else 1)\n")
+
+
+def test_a_process_forked_while_the_lock_is_held_does_not_keep_it(tmp_path):
+    """Salt forks job processes from the minion while the beacon's thread may hold the lock. With
+    flock the child shared it as long as it kept the inherited descriptor, and every later apply
+    waited for ever (seen in the lab's storm). Here, once the parent lets go, others get it."""
+    lock = tmp_path / "lock"
+    read, write = os.pipe()
+    with hpc_applied.exclusive(lock):
+        child = os.fork()
+        if child == 0:  # keeps every inherited descriptor until the test is done
+            os.close(write)
+            os.read(read, 1)
+            os._exit(0)
+    try:
+        other = subprocess.run([sys.executable, "-c", TAKE, str(lock), str(ROOT / "_utils")], timeout=30)
+        assert other.returncode == 0, "the forked child still holds the lock"
+    finally:
+        os.close(write)
+        os.waitpid(child, 0)
+        os.close(read)
+
+
+def test_threads_of_one_process_exclude_each_other(tmp_path):
+    lock, order = tmp_path / "lock", []
+
+    def second():
+        with hpc_applied.exclusive(lock):
+            order.append("second")
+
+    with hpc_applied.exclusive(lock):
+        thread = threading.Thread(target=second)
+        thread.start()
+        thread.join(0.2)
+        order.append("first")
+    thread.join(5)
+    assert order == ["first", "second"]
+
+
+def test_a_child_forked_while_another_thread_holds_the_lock_can_take_it_later(tmp_path):
+    """The beacon's thread holds the lock when Salt forks a heal job: once the minion lets go,
+    the job must get it (a copied thread lock would keep it waiting for ever)."""
+    lock, taken, release = tmp_path / "lock", threading.Event(), threading.Event()
+
+    def beacon_thread():
+        with hpc_applied.exclusive(lock):
+            taken.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=beacon_thread)
+    holder.start()
+    taken.wait(10)
+    child = os.fork()
+    if child == 0:  # the heal job
+        signal.alarm(10)
+        with hpc_applied.exclusive(lock) as held:
+            os._exit(0 if held else 1)
+    release.set()
+    holder.join(10)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the forked job never got the lock"
