@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from policy_routing import CHOSEN, NODE, cluster, log, own_lab, p95, paths  # noqa: E402
+from policy_routing import CHOSEN, NODE, cluster, log, on_lab, own_lab, p95, paths  # noqa: E402
 
 ROUTERS = ("labnat1", "labnat2")
 
@@ -85,19 +85,12 @@ def main() -> int:
     ap.add_argument("--runs", type=int)
     args = ap.parse_args()
     func, default_runs = BENCHES[args.bench]
-    prefix = None
-    try:
-        if args.prefix:
-            lab = cluster.Lab.load(args.prefix)
-        else:
-            lab, prefix = own_lab()
+
+    def body(lab: cluster.Lab) -> None:
         paths.start_server(lab, "labinet1", (paths.CHOSEN_PORT,))
-        print(f"vms_settle_s={lab.wait_vms_idle(progress=log):.0f}")
         func(lab, args.runs or default_runs)
-        return 0
-    finally:
-        if prefix:
-            cluster.down(prefix, progress=log)
+
+    return on_lab(args.prefix, own_lab, body)
 
 
 if __name__ == "__main__":

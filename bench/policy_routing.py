@@ -35,6 +35,7 @@ import secrets
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -184,22 +185,31 @@ def main() -> int:
     ap.add_argument("--runs", type=int, help="flaps / failovers / connections per class")
     args = ap.parse_args()
     func, default_runs = BENCHES[args.bench]
-    prefix = None
-    try:
-        if args.prefix:
-            lab = cluster.Lab.load(args.prefix)
-        else:
-            lab, prefix = own_lab()
+
+    def body(lab: cluster.Lab) -> None:
         paths.start_server(lab, "labinet1", (paths.CHOSEN_PORT,))
         paths.start_server(lab, "labfw1", (paths.OTHER_PORT,))
-        # The directors' emulated VMs share this machine's cores with the NAT routers and the
-        # nodes (real ones would not): measure once they are idle, and say how long that took.
-        print(f"vms_settle_s={lab.wait_vms_idle(progress=log):.0f}")
         func(lab, args.runs or default_runs)
+
+    return on_lab(args.prefix, own_lab, body)
+
+
+def on_lab(prefix: str | None, make: Callable[[], tuple[cluster.Lab, str]], body: Callable[[cluster.Lab], None]) -> int:
+    """Run ``body`` on lab ``prefix`` as it is, or on one ``make`` brings up (and this takes down,
+    whatever happens). Measures once the directors' VMs are idle: their emulated CPUs share this
+    machine's cores with the routers and nodes (real ones would not); says how long that took."""
+    own = None
+    try:
+        if prefix:
+            lab = cluster.Lab.load(prefix)
+        else:
+            lab, own = make()
+        print(f"vms_settle_s={lab.wait_vms_idle(progress=log):.0f}")
+        body(lab)
         return 0
     finally:
-        if prefix:
-            cluster.down(prefix, progress=log)
+        if own:
+            cluster.down(own, progress=log)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ def _print(msg: str) -> None:
 
 
 def cmd_up(args) -> int:
-    lab = cluster.up(args.prefix, progress=_print, minion_timeout=args.timeout, keep_on_failure=args.keep)
+    lab = cluster.up(args.prefix, progress=_print, minion_timeout=args.timeout, keep_on_failure=args.keep,
+                     compute=args.compute)
     _print(f"lab {lab.prefix} is up; `lab status`, `lab salt '*' state.apply`, `lab down`")
     return 0
 
@@ -130,6 +131,7 @@ def parser() -> argparse.ArgumentParser:
     s = cmd("up", cmd_up, "build the cluster from the pillar; wait until every minion answers")
     s.add_argument("--timeout", type=float, default=240, help="seconds to wait for the minions (default 240)")
     s.add_argument("--keep", action="store_true", help="keep a failed run for inspection instead of removing it")
+    s.add_argument("--compute", type=int, metavar="N", help="N compute nodes labcn[1-N] instead of the pillar's 2")
     cmd("down", cmd_down, "remove everything of the run (also after a crash)")
     cmd("status", cmd_status, "hosts, addresses, minion answering, daemons running inside")
     s = cmd("exec", cmd_exec, "run a command in a host or VM; exit with its code", host=True)

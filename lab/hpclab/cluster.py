@@ -37,9 +37,8 @@ from . import host as labhost
 from . import net
 from . import salt as labsalt
 from . import vm as labvm
-from .registry import LAB_ROOT, Run
+from .registry import LAB_ROOT, REPO, Run
 
-REPO = Path(__file__).resolve().parents[2]
 if str(REPO / "_utils") not in sys.path:
     sys.path.insert(0, str(REPO / "_utils"))
 import hpc_pillar  # noqa: E402
@@ -111,13 +110,36 @@ class Topology:
         return cls(data["networks"], nodes)
 
 
-def load_pillar(pillar_dir: Path = REPO / "pillar") -> dict:
-    """The example pillar: ``pillar/*.sls`` are plain YAML assigned to every host."""
+def load_pillar(pillar_dir: Path = REPO / "pillar", overrides: Path | None = None) -> dict:
+    """The example pillar: ``pillar/*.sls`` are plain YAML assigned to every host; a file of the
+    same name in ``overrides`` replaces one (as the lab master's first pillar root does)."""
+    files = {p.name: p for p in pillar_dir.glob("*.sls")}
+    files |= {p.name: p for p in overrides.glob("*.sls")} if overrides else {}
     data: dict = {}
-    for path in sorted(pillar_dir.glob("*.sls")):
-        if path.name != "top.sls":
-            data.update(yaml.safe_load(path.read_text()) or {})
+    for name in sorted(files):
+        if name != "top.sls":
+            data.update(yaml.safe_load(files[name].read_text()) or {})
     return data
+
+
+COMPUTE_NODES = "labcn[1-2]"  # the example's compute nodes, wherever the pillar names them
+
+
+def grow_compute(run: Run, count: int) -> list[Path]:
+    """The example pillar with ``count`` compute nodes: every pillar file naming labcn[1-2] (the
+    inventory, policy routing's hosts, ...) gets labcn[1-count] in the run's pillar overrides.
+    Addresses and MACs follow the nodeset's own increments."""
+    written = []
+    for source in sorted((REPO / "pillar").glob("*.sls")):
+        text = source.read_text()
+        if COMPUTE_NODES in text:
+            target = labsalt.pillar_overrides_dir(run) / source.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text.replace(COMPUTE_NODES, f"labcn[1-{count}]"))
+            written.append(target)
+    if not written:
+        raise RuntimeError(f"no pillar file names {COMPUTE_NODES}: nothing to grow")
+    return written
 
 
 def topology(pillar: dict | None = None) -> Topology:
@@ -528,10 +550,12 @@ def _spawn_minion_vm(lab: Lab, vm: labvm.Vm, boot_timeout: float) -> None:
 
 
 def up(prefix: str | None = None, progress: Progress = print, minion_timeout: float = 240,
-       keep_on_failure: bool = False, set_current: bool = True) -> Lab:
+       keep_on_failure: bool = False, set_current: bool = True, compute: int | None = None) -> Lab:
     """Build the example cluster; return once every minion answers test.ping through the master.
 
     ``set_current``: make it the run other ``lab`` commands default to (tests and the bench don't).
+    ``compute``: that many compute nodes (namespace hosts, each with its own minion) instead of
+    the pillar's two (``grow_compute``).
     """
     t0 = time.monotonic()
     step = lambda msg: progress(f"[{time.monotonic() - t0:5.1f} s] {msg}")  # noqa: E731
@@ -541,10 +565,12 @@ def up(prefix: str | None = None, progress: Progress = print, minion_timeout: fl
     run = Run(prefix)
     if run.path.exists():
         raise RuntimeError(f"lab run {prefix} exists already: `lab down --prefix {prefix}` first")
-    topo = topology()
+    run.record("dir", str(run.dir))
+    if compute:
+        grow_compute(run, compute)
+    topo = topology(load_pillar(overrides=labsalt.pillar_overrides_dir(run)))
     kernel = labvm.prepare_kernel() if any(n.kind == "vm" for n in topo.nodes.values()) else None
     lab = Lab(run, topo)
-    run.record("dir", str(run.dir))
     if set_current:
         CURRENT.write_text(prefix + "\n")
     step(f"lab {prefix}: {len(topo.nodes)} hosts, run dir {run.dir}")

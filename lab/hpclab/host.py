@@ -5,6 +5,14 @@ A lab host sees the real filesystem read-through, but its writes (to /etc,
 ``/run/systemd/system``: Salt sees no systemd), and its hostname is its lab
 name. PID 1 inside is a small shell loop that reaps orphans, so daemons
 started there never pile up as zombies; killing it ends the whole host.
+
+The checkout (``registry.REPO``: state tree, pillar, venv) is bind-mounted
+read-only at its own path on top of all that: the overlay keeps the lower
+layer's dentries, so a file replaced after ``lab up`` (``git checkout``,
+``sed -i``, an editor's save: a new inode) would stay the old version there,
+and a checkout under /tmp would be hidden by the host's tmpfs. Nothing in the
+lab writes into the checkout (the daemons' root_dir is the run dir; the
+venv's bytecode is compiled at install time).
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import net
-from .registry import LAB_ROOT, Run, runs
+from .registry import LAB_ROOT, REPO, Run, runs
 
 NSENTER = ("nsenter", "-m", "-u", "-i", "-n", "-p", "-r", "-w")
 UNSHARE = "unshare --mount --uts --ipc --pid --fork --propagation private"
@@ -33,7 +41,7 @@ ENV = {
 REAPER = 'trap "exit 0" TERM; while :; do sleep 86400 & wait; done'
 
 # Runs as PID 1 of the new PID namespace, inside the new mount namespace.
-# $1=root $2=upper $3=work $4=hostname $5=REAPER. Prints "ready", then logs.
+# $1=root $2=upper $3=work $4=hostname $5=REAPER $6=checkout. Prints "ready", then logs.
 # pivot_root and a lazy unmount of the old root leave the namespace holding
 # only its own mounts: copies of the real tree (other runs' netns files, other
 # labs' loop mounts) would otherwise stay pinned as long as this host lives.
@@ -53,6 +61,10 @@ mount --rbind /dev "$1/dev"
 mount -t tmpfs -o mode=1777 shm "$1/dev/shm"
 mount -t tmpfs -o mode=755 run "$1/run"
 mount -t tmpfs -o mode=1777 tmp "$1/tmp"
+# The checkout, live and read-only, after the tmpfs mounts (a checkout under /tmp is seen too).
+mkdir -p "$1$6"
+mount --bind "$6" "$1$6"
+mount -o remount,bind,ro "$1$6"
 mkdir -p "$1/run/sshd" "$1/run/lock"
 cd "$1"
 pivot_root . .
@@ -154,7 +166,7 @@ def _launch(netns: str, hdir: Path, root: Path, upper: Path, work: Path, name: s
     """Start the host's namespaces; return the unshare parent's PID once ready."""
     enter = ["nsenter", f"--net=/run/netns/{netns}", "--", *UNSHARE.split()]
     args = ["/bin/sh", "-c", SETUP, f"lab:{netns}", str(root), str(upper), str(work)]
-    args += [name, REAPER]
+    args += [name, REAPER, str(REPO)]
     with (hdir / "host.log").open("ab") as log:
         proc = subprocess.Popen(
             [*enter, *args],

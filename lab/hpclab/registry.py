@@ -15,6 +15,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 LAB_ROOT = Path(os.environ.get("HPCLAB_ROOT", "/var/tmp/hpclab"))
+# The checkout this lab code runs from: its state tree, pillar and venv. Lab hosts and VMs see it
+# live, at the same path (host.py, vm.py).
+REPO = Path(__file__).resolve().parents[2]
 PREFIX_MAX = 5  # link names are limited to 15 chars: prefix + '-' + 9 chars
 
 

@@ -22,9 +22,8 @@ from pathlib import Path
 
 import yaml
 
-from .registry import Run
+from .registry import REPO, Run
 
-REPO = Path(__file__).resolve().parents[2]
 # The venv's bin dir: the lab hosts and VMs see the same files (overlay / 9p of /).
 BIN = Path(sys.executable).parent if (Path(sys.executable).parent / "salt").exists() else REPO / ".venv" / "bin"
 
@@ -45,6 +44,13 @@ def overrides_dir(run: Run) -> Path:
     return salt_dir(run) / "overrides"
 
 
+def pillar_overrides_dir(run: Run) -> Path:
+    """``<run>/pillar``: the first of the lab master's pillar_roots. A pillar file there replaces
+    the checkout's of the same name (the top file stays the checkout's): a grown inventory
+    (``lab up --compute N``), or a test's pillar edit, without touching the checkout."""
+    return run.dir / "pillar"
+
+
 def _render(template: str, interface: str, pillar: Path) -> dict:
     text = (REPO / "etc" / template).read_text()
     text = text.replace("@ROOT@", str(REPO)).replace("@PILLAR@", str(pillar)).replace("@INTERFACE@", interface)
@@ -56,6 +62,7 @@ def master_config(run: Run, interface: str, pillar: Path | None = None) -> dict:
     conf["root_dir"] = str(config_dir(run, "master"))
     conf["interface"] = interface
     conf["file_roots"]["base"].insert(0, str(overrides_dir(run)))
+    conf["pillar_roots"]["base"].insert(0, str(pillar_overrides_dir(run)))
     conf["auto_accept"] = True  # lab only: every minion of the run is ours
     conf["gather_job_timeout"] = 5
     # The CLI's default -t: a minion in a TCG VM takes ~8 s to answer test.ping and ~90 s for a
@@ -68,7 +75,9 @@ def master_config(run: Run, interface: str, pillar: Path | None = None) -> dict:
 
 def minion_config(run: Run, ident: str, master: str, vm: bool = False) -> dict:
     tpl = _render("minion.in", "", REPO / "pillar")
-    conf = {k: tpl[k] for k in ("pki_dir", "cachedir", "sock_dir", "pidfile", "log_file", "state_output") if k in tpl}
+    keys = ("pki_dir", "cachedir", "sock_dir", "pidfile", "log_file", "state_output",
+            "tcp_keepalive", "tcp_keepalive_idle", "tcp_keepalive_cnt", "tcp_keepalive_intvl")
+    conf = {k: tpl[k] for k in keys if k in tpl}
     conf.update(
         id=ident,
         master=master,
@@ -98,6 +107,7 @@ def write_configs(
     cdir = config_dir(run, "master")
     cdir.mkdir(parents=True, exist_ok=True)
     overrides_dir(run).mkdir(exist_ok=True)
+    pillar_overrides_dir(run).mkdir(exist_ok=True)
     (cdir / "master").write_text(yaml.safe_dump(master_config(run, master_ip, pillar), sort_keys=False))
     for ident in minions:
         cdir = config_dir(run, ident)

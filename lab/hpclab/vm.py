@@ -4,7 +4,12 @@ The host kernel has no IPVS, so every lab host that must run real LVS is a VM.
 The VM has no disk: its root is the host's ``/`` over virtio-9p (read-only)
 with a tmpfs overlay on top, so the project's venv and every Debian tool
 (ipvsadm, keepalived, python3) are usable inside and nothing the guest writes
-reaches the host.
+reaches the host. A second, uncached 9p share is the checkout (``registry.REPO``),
+mounted at its own path over the guest's /tmp: a file replaced there after boot
+(``git checkout``, ``sed -i``) is seen at once, which the cached root would not
+show, and a checkout under /tmp is not hidden by the guest's tmpfs. Only the
+checkout's ``.venv`` is read through the cached root (speed; it does not change
+under a running lab).
 
 Kernel command line understood by the guest init (all optional)::
 
@@ -12,6 +17,7 @@ Kernel command line understood by the guest init (all optional)::
     hpclab.if=IFNAME,MAC[,ADDR/LEN...]   one per NIC: the NIC with MAC is renamed
                                          IFNAME, brought up and given the addresses
     hpclab.gw=IP                         default route
+    hpclab.checkout=PATH                 mount the share "checkout" at PATH (read-only)
 
 Guest agent protocol (virtio-serial port ``hpclab.agent``, a unix socket on the
 host): one JSON object per line each way. Request
@@ -38,7 +44,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .registry import Record, Run
+from .registry import REPO, Record, Run
 
 CACHE = Path("/var/cache/hpclab")
 QEMU = "qemu-system-x86_64"
@@ -47,6 +53,10 @@ MEMORY_MB = 256  # measured: ~35 MB used idle, salt-call --local fits; 9p page c
 # 64 MB measured no slower and keeps a VM's RSS near 370 MB.
 TB_MB = 64
 AGENT_PORT = "hpclab.agent"
+# The checkout share's 9p cache mode: "none" shows a replaced file at once, "loose" never does.
+# Uncached, the venv's imports made `salt-call --local test.ping` take 40-46 s of QEMU CPU instead of
+# 17-22 s: the guest reads the checkout's .venv through the cached root instead (INIT).
+CHECKOUT_CACHE = "none"
 BUSYBOX = Path("/bin/busybox")  # busybox-static: no shared libraries needed
 MODULES = (
     "virtio_pci", "virtio_net", "virtio_console", "virtio_rng",
@@ -147,12 +157,13 @@ mount -t devtmpfs devtmpfs /dev
 fail() { echo "hpclab-init: $*"; sleep 2; poweroff -f; }
 for m in @MODULES@; do modprobe "$m" || echo "hpclab-init: modprobe $m failed"; done
 
-HN=director; GW=; SPECS=
+HN=director; GW=; SPECS=; CO=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     hpclab.hostname=*) HN="${arg#hpclab.hostname=}" ;;
     hpclab.if=*) SPECS="$SPECS ${arg#hpclab.if=}" ;;
     hpclab.gw=*) GW="${arg#hpclab.gw=}" ;;
+    hpclab.checkout=*) CO="${arg#hpclab.checkout=}" ;;
   esac
 done
 
@@ -179,6 +190,15 @@ rm -f $R/usr/bin/systemctl $R/usr/sbin/runlevel
 printf '#!/bin/sh\necho unknown\nexit 1\n' > $R/usr/sbin/runlevel
 chmod 755 $R/usr/sbin/runlevel
 mount -t tmpfs -o mode=1777 tmp $R/tmp
+# The checkout, live: uncached, so a file replaced on the host is seen at once (cache=loose keeps
+# the old dentry and pages for good). Mounted after /tmp, so a checkout under /tmp is not hidden.
+# Its venv comes from the cached root again: uncached, salt-call costs twice the CPU under TCG.
+if [ -n "$CO" ]; then
+  mkdir -p "$R$CO"
+  mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144,cache=@CHECKOUT_CACHE@ checkout "$R$CO" \
+    || fail "cannot mount the checkout $CO over 9p"
+  if [ -d "/lower$CO/.venv" ]; then mount --bind "/lower$CO/.venv" "$R$CO/.venv"; fi
+fi
 # The whole module tree of this kernel, so modprobe in the guest finds any module.
 M=$R/lib/modules/$(uname -r)
 mkdir -p $M && mount --bind $R@MODTREE@ $M
@@ -323,7 +343,8 @@ def _module_closure(root: Path, version: str) -> list[Path]:
 
 
 def _init_script(modtree: Path) -> str:
-    return INIT.replace("@MODULES@", " ".join(MODULES)).replace("@MODTREE@", str(modtree))
+    init = INIT.replace("@MODULES@", " ".join(MODULES)).replace("@MODTREE@", str(modtree))
+    return init.replace("@CHECKOUT_CACHE@", CHECKOUT_CACHE)
 
 
 def _stage_initramfs(stage: Path, root: Path, version: str, init: str) -> None:
@@ -414,15 +435,20 @@ def delete_link(name: str) -> None:
         _ip("link", "del", name)
 
 
-def _kernel_cmdline(hostname: str, nics: list[Nic], gateway: str | None) -> str:
+def _kernel_cmdline(hostname: str, nics: list[Nic], gateway: str | None, checkout: Path | None = REPO) -> str:
     args = ["console=ttyS0", "panic=-1", "quiet", "loglevel=4", f"hpclab.hostname={hostname}"]
     args += ["hpclab.if=" + ",".join((n.ifname, n.mac.lower(), *n.addresses)) for n in nics]
     if gateway:
         args.append(f"hpclab.gw={gateway}")
+    if checkout:
+        if any(c.isspace() for c in str(checkout)):
+            raise ValueError(f"a blank in the checkout's path: no way onto the VMs' kernel command line: {checkout}")
+        args.append(f"hpclab.checkout={checkout}")
     return " ".join(args)
 
 
-def _qemu_argv(kernel: KernelImage, vmdir: Path, nics: list[Nic], cmdline: str, memory_mb: int) -> list[str]:
+def _qemu_argv(kernel: KernelImage, vmdir: Path, nics: list[Nic], cmdline: str, memory_mb: int,
+               checkout: Path | None = REPO) -> list[str]:
     argv = [
         QEMU, "-machine", "q35", "-accel", f"tcg,tb-size={TB_MB}", "-cpu", "max", "-smp", "1", "-m", f"{memory_mb}M",
         "-display", "none", "-monitor", "none", "-no-reboot", "-nodefaults",
@@ -434,6 +460,9 @@ def _qemu_argv(kernel: KernelImage, vmdir: Path, nics: list[Nic], cmdline: str, 
         "-chardev", f"socket,path={vmdir / 'agent.sock'},server=on,wait=off,id=agent",
         "-device", f"virtserialport,chardev=agent,name={AGENT_PORT}",
     ]  # fmt: skip
+    if checkout:  # QEMU's option syntax doubles a comma in a value
+        path = str(checkout).replace(",", ",,")
+        argv += ["-virtfs", f"local,path={path},mount_tag=checkout,security_model=none,readonly=on,multidevs=remap"]
     for i, nic in enumerate(nics):
         argv += ["-netdev", f"tap,id=n{i},ifname={nic.tap},script=no,downscript=no"]
         argv += ["-device", f"virtio-net-pci,netdev=n{i},mac={nic.mac}"]
@@ -460,15 +489,18 @@ def start_vm(
     gateway: str | None = None,
     memory_mb: int = MEMORY_MB,
     kernel: KernelImage | None = None,
+    checkout: Path | None = REPO,
 ) -> Vm:
-    """Boot a director. Taps, the VM dir and the QEMU process are recorded in run first."""
+    """Boot a director. Taps, the VM dir and the QEMU process are recorded in run first.
+    ``checkout``: the directory shared live at its own path (None: none)."""
     kernel = kernel or prepare_kernel()
     vmdir = run.dir / f"vm-{name}"
     run.record("dir", str(vmdir))
     vmdir.mkdir(parents=True, exist_ok=True)
     for nic in nics:
         create_tap(run, nic)
-    argv = _qemu_argv(kernel, vmdir, nics, _kernel_cmdline(hostname or name, nics, gateway), memory_mb)
+    cmdline = _kernel_cmdline(hostname or name, nics, gateway, checkout)
+    argv = _qemu_argv(kernel, vmdir, nics, cmdline, memory_mb, checkout)
     label = f"{run.prefix}-qemu-{name}"
     argv += ["-name", f"{label},process={label}"]  # so ps shows whose VM this is
     (vmdir / "cmdline").write_text(json.dumps(argv) + "\n")

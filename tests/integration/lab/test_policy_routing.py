@@ -9,10 +9,13 @@ supplementary one) are marked; bob and root are not.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from labtests import lab_cli
 
 from hpclab import cluster, events, paths
+from hpclab import salt as labsalt
 
 pytestmark = pytest.mark.lab
 
@@ -71,17 +74,21 @@ def _from(tag: str, reason: str | None = None):
 
 
 def test_ib_flap_is_healed_without_human_action(servers):
-    """seed 003's fault: an admin flap of ib0 drops table 201's routes; beacon -> reactor -> heal.
-    The heal the reactor started reports to the master with the link's tag as its reason: the
-    60 s schedule also re-applies, but sends no event, so it cannot pass this test for it."""
+    """seed 003's fault: an admin flap of ib0 drops table 201's routes. The beacon puts them back
+    itself (local heal: its event says what it did), then the reactor's heal confirms with the
+    link's tag as its reason: the 60 s schedule also re-applies, but sends no event, so it cannot
+    pass this test for it."""
     lab = servers
     assert "default via 10.13.0.30 dev ib0" in _table_routes(lab)
     with events.watch(lab, "hpc/net/") as bus:
         assert lab_cli(lab, "flap", NODE, "ib0").returncode == 0
-        assert bus.wait_for(_from("hpc/net/link/ib0/up"), 5), bus.seen()
+        link = bus.wait_for(_from("hpc/net/link/ib0/up"), 5)
+        assert link, bus.seen()
         restored = bus.wait_for(_from("hpc/net/routes/restored", "hpc/net/link/ib0/up"), 10)
     assert restored, bus.seen()
-    assert "add route default via 10.13.0.30 dev ib0 table 201" in restored["data"]["data"]["changes"]
+    local = link["data"]["data"]["local"]
+    assert local["errors"] == [] and "add route default via 10.13.0.30 dev ib0 table 201" in local["changes"]
+    assert restored["data"]["data"]["errors"] == []
     assert "default via 10.13.0.30" in _table_routes(lab)
     got = paths.connect_as(lab, NODE, CHOSEN[0], INTERNET, paths.CHOSEN_PORT, 5)
     assert got == {"ok": 5, "failed": 0, "seen_as": [NAT_VIP_WAN]}
@@ -163,3 +170,50 @@ def test_flow_survives_two_masters_for_a_moment(servers):
     assert paths.wait_until(lambda: paths.vip_holders(lab) == ["labnat1"], 10)
     got = paths.stream_result(lab, NODE, result)
     assert got["error"] is None and got["echoed"] == got["sent"] > 100, got
+
+
+EXTRA_ROUTE = "    - {table: alinat, to: 192.0.2.0/24, via: 10.13.0.30, dev: ib0}\n"
+
+
+def _pillar_edit(lab: cluster.Lab, text: str | None) -> None:
+    """The run's pillar override of policy_routing.sls (the master's first pillar root), written
+    from inside the master's host; None removes it (the checkout's file applies again)."""
+    target = labsalt.pillar_overrides_dir(lab.run) / "policy_routing.sls"
+    argv = ["sh", "-c", f"cat > {target}"] if text is not None else ["rm", "-f", str(target)]
+    assert lab.exec(lab.topo.master.name, argv, stdin=text)[0] == 0
+
+
+def _applied_at(lab: cluster.Lab) -> float:
+    return lab.salt_json([NODE, "policy_routing.last_applied"])[NODE].get("applied_at", 0.0)
+
+
+def test_a_pillar_edit_applied_by_a_highstate_is_never_undone(servers):
+    """Add a route to the pillar, apply once: the minion's in-memory pillar stays the old one
+    (Salt refreshes it only on saltutil.refresh_pillar), and the minute's schedule and every heal
+    ran with it, removing the route (issue 10, point 5). The schedule's job, run now, and a real
+    flap healed by beacon and reactor must keep the route."""
+    lab = servers
+    text = (labsalt.REPO / "pillar" / "policy_routing.sls").read_text()
+    edited = text.replace("  marks:\n", EXTRA_ROUTE + "  marks:\n", 1)
+    assert edited != text
+    _pillar_edit(lab, edited)
+    try:
+        applied = lab.salt_json([NODE, "state.apply", "policy_routing", "-t", "120"], timeout=300)
+        assert all(s["result"] for s in applied[NODE].values()), applied
+        assert "192.0.2.0/24 via 10.13.0.30" in _table_routes(lab)
+        in_memory = lab.salt_json([NODE, "pillar.get", "policy_routing:routes"])[NODE]
+        assert "192.0.2.0/24" not in json.dumps(in_memory)  # the premise: the minion's pillar is older
+        before = _applied_at(lab)
+        assert lab.salt([NODE, "schedule.run_job", "hpc-policy-routing-refresh"])[0] == 0
+        assert paths.wait_until(lambda: _applied_at(lab) > before, 20)  # the scheduled reapply ran
+        assert "192.0.2.0/24 via 10.13.0.30" in _table_routes(lab)
+        with events.watch(lab, "hpc/net/") as bus:
+            lab.flap(NODE, "ib0")
+            restored = bus.wait_for(_from("hpc/net/routes/restored", "hpc/net/link/ib0/up"), 15)
+        assert restored, bus.seen()
+        assert "192.0.2.0/24 via 10.13.0.30" in _table_routes(lab)
+    finally:
+        _pillar_edit(lab, None)
+        lab.salt([NODE, "state.apply", "policy_routing", "-t", "120"], timeout=300)
+        lab.salt([NODE, "saltutil.refresh_pillar", "wait=True"])
+    assert "192.0.2.0/24" not in _table_routes(lab)

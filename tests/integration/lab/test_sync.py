@@ -43,7 +43,7 @@ def changed_helpers(lab, converged):
     link = (REPO / "_utils" / "hpc_link_events.py").read_text()
     header = 'HEADER = "# Managed by Salt (hpcnet {what})'
     node2 = node.replace(header, header.replace("{what}", f"{{what}}, {token}"))
-    link2 = link.replace('"time": when}', f'"time": when, "probe": "{token}"}}')
+    link2 = link.replace('"local": local}', f'"local": local, "probe": "{token}"}}')
     assert node2 != node and link2 != link
     _put(lab, "hpc_node.py", node2)
     _put(lab, "hpc_link_events.py", link2)

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""Bench an IB storm in the lab: many compute nodes flap their IB links at the same moment.
+
+Not a test. Prints ``name=value`` lines (progress on stderr). A lab grown to ``--nodes`` compute
+nodes (default 30; namespace hosts, each with its own minion: ``lab up --compute N``), policy
+routing applied on all of them; then ``--runs`` storms (default 10), 3 s apart: every node runs
+lab/hpclab/flapbench.py with the same start time, so all flap ib0 within a few milliseconds.
+
+    storm_heal_{median,p95,max}_s       per storm, until the last node's table 201 default is
+                                        back in its kernel (the local heal in each beacon)
+    storm_confirmed_{median,p95,max}_s  per storm, until the master has every node's
+                                        hpc/net/routes/restored from the reactor's heal
+    storm_master_jobs_per_event         policy_routing.heal jobs the master published per
+                                        link-up event it received (1 without batching)
+
+    bench/storm.py [--prefix P] [--nodes N] [--runs R]
+
+Without ``--prefix`` it brings its own lab up (random prefix), applies the states, and takes it
+down at the end; with it, it uses that lab (grown, states applied). Run as root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import secrets
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from policy_routing import ROOT, _stamp, cluster, events, log, on_lab, p95  # noqa: E402
+
+from hpclab.registry import LAB_ROOT  # noqa: E402
+
+PERIOD = 3.0  # seconds between storms: every heal and confirmation of one storm is over by then
+LINK_UP = "hpc/net/link/ib0/up"
+
+
+def own_lab(nodes: int) -> tuple[cluster.Lab, str]:
+    prefix = "s" + secrets.token_hex(2)
+    while (LAB_ROOT / prefix).exists():
+        prefix = "s" + secrets.token_hex(2)
+    lab = cluster.up(prefix, progress=log, set_current=False, compute=nodes, minion_timeout=600)
+    targets = "labnat1,labnat2," + ",".join(compute_nodes(lab))
+    data = lab.salt_json(["-L", targets, "state.apply", "-t", "900"], timeout=1200)
+    bad = [m for m in targets.split(",") if not isinstance(data.get(m), dict)
+           or any(s["result"] is False for s in data[m].values())]
+    if bad:
+        raise RuntimeError(f"highstate failed on {', '.join(bad)}")
+    return lab, prefix
+
+
+def compute_nodes(lab: cluster.Lab) -> list[str]:
+    return sorted((n.name for n in lab.topo.nodes.values() if n.role == "cn"), key=lambda n: int(n[5:]))
+
+
+def storms(lab: cluster.Lab, nodes: list[str], runs: int) -> dict[str, dict]:
+    """Start flapbench in every node with one start time; their results once all are done."""
+    script = ROOT / "lab" / "hpclab" / "flapbench.py"
+    start_at = time.time() + 5  # every node's flapbench has started by then
+    out = f"/tmp/{lab.prefix}-storm.json"
+    for node in nodes:
+        flaps = f"/usr/bin/python3 -I {script} ib0 201 {runs} {PERIOD} 10 {start_at}"
+        cmd = f"{flaps} >{out}.tmp 2>&1 && mv {out}.tmp {out}"
+        rc, _, err = lab.exec(node, ["sh", "-c", f"rm -f {out}; setsid sh -c '{cmd}' </dev/null >/dev/null 2>&1 &"])
+        if rc != 0:
+            raise RuntimeError(f"{node}: {err}")
+    time.sleep(max(0.0, start_at + runs * PERIOD - time.time()) + 5)
+    results = {}
+    for node in nodes:
+        deadline = time.monotonic() + 60
+        while True:
+            rc, text, _ = lab.exec(node, ["cat", out])
+            if rc == 0 and text.strip():
+                results[node] = json.loads(text)
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{node}: no flapbench result")
+            time.sleep(1)
+        lab.restore_default_route(node)
+    return results
+
+
+def confirmations(results: dict[str, dict], seen: list[dict], runs: int) -> list[float | None]:
+    """Per storm: until the master had every node's restored (None if one never came)."""
+    restored: dict[str, list[float]] = {}
+    for e in seen:
+        if e["tag"] == "hpc/net/routes/restored" and e["data"]["data"].get("reason") == LINK_UP:
+            restored.setdefault(e["data"]["id"], []).append(_stamp(e))
+    out = []
+    for k in range(runs):
+        worst = 0.0
+        for node, got in results.items():
+            up = got["ups"][k]
+            until = got["ups"][k + 1] if k + 1 < len(got["ups"]) else math.inf
+            stamp = next((t for t in sorted(restored.get(node, [])) if up < t < until), None)
+            if stamp is None:
+                worst = math.nan
+                break
+            worst = max(worst, stamp - up)
+        out.append(None if math.isnan(worst) else worst)
+    return out
+
+
+def report(name: str, values: list[float]) -> None:
+    if values:
+        print(f"{name}_median_s={statistics.median(values):.3f}")
+        print(f"{name}_p95_s={p95(values):.3f}")
+        print(f"{name}_max_s={max(values):.3f}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--prefix", help="use this lab (grown, states applied) instead of a new one")
+    ap.add_argument("--nodes", type=int, default=30)
+    ap.add_argument("--runs", type=int, default=10)
+    args = ap.parse_args()
+    return on_lab(args.prefix, lambda: own_lab(args.nodes), lambda lab: bench_storm(lab, args.nodes, args.runs))
+
+
+def bench_storm(lab: cluster.Lab, count: int, runs: int) -> None:
+    nodes = compute_nodes(lab)[:count]
+    with events.watch(lab, "", seconds=runs * PERIOD + 600) as bus:
+        results = storms(lab, nodes, runs)
+        time.sleep(3)
+        seen = bus.seen()
+    last_heal = []
+    for k in range(runs):
+        each = [got["each_s"][k] for got in results.values()]
+        last_heal.append(math.inf if None in each else max(each))
+        log(f"storm {k}: local heal per node (s): {dict(zip(results, each, strict=True))}")
+    confirmed = confirmations(results, seen, runs)
+    log(f"per storm, last node's local heal (s): {[round(t, 3) for t in last_heal]}")
+    log(f"per storm, last confirmation (s): {[round(c, 3) if c is not None else c for c in confirmed]}")
+    links = [e for e in seen if e["tag"] == LINK_UP]
+    jobs = [e for e in seen if e["tag"].startswith("salt/job/") and e["tag"].endswith("/new")
+            and e["data"].get("fun") == "policy_routing.heal"]
+    print(f"storm_nodes={len(nodes)}")
+    print(f"storm_runs={runs}")
+    report("storm_heal", [t for t in last_heal if t != math.inf])
+    print(f"storm_heal_timeouts={sum(t == math.inf for t in last_heal)}")
+    report("storm_confirmed", [c for c in confirmed if c is not None])
+    print(f"storm_confirmed_missing={confirmed.count(None)}")
+    print(f"storm_link_events={len(links)}")
+    print(f"storm_heal_jobs={len(jobs)}")
+    print(f"storm_master_jobs_per_event={len(jobs) / max(1, len(links)):.3f}")
+
+if __name__ == "__main__":
+    sys.exit(main())
