@@ -111,10 +111,10 @@ def plan(desired: RoutingState, actual: RoutingState) -> list[Change]:
     for key, route in sorted(wanted_routes.items()):
         have = actual_routes.get(key)
         if have is None:
-            changes.append(_route("add", None, route))
+            changes.append(route_change("add", None, route))
         elif have != route:
-            changes.append(_route("update", have, route))
-    changes += [_route("delete", r, None) for k, r in sorted(actual_routes.items()) if k not in wanted_routes]
+            changes.append(route_change("update", have, route))
+    changes += [route_change("delete", r, None) for k, r in sorted(actual_routes.items()) if k not in wanted_routes]
     changes += [_rule("add", r) for r in sorted(desired.rules - actual_rules)]
     return changes
 
@@ -132,7 +132,7 @@ def _rule(op: str, rule: Rule) -> Change:
                   summary=text)
 
 
-def _route(op: str, old: Route | None, new: Route | None) -> Change:
+def route_change(op: str, old: Route | None, new: Route | None) -> Change:
     route = new or old
     assert route is not None
     return Change(op, "route", f"{route.dst} table {route.table}", old=old, new=new, summary=render(route))

@@ -17,7 +17,17 @@ from typing import Any, Protocol
 
 import hpc_applied
 from hpc_change import Change
-from hpc_routing import DEFAULT, Route, RoutingState, Rule, parse_rt_tables, plan, rt_tables_file, state_from_data
+from hpc_routing import (
+    DEFAULT,
+    Route,
+    RoutingState,
+    Rule,
+    parse_rt_tables,
+    plan,
+    route_change,
+    rt_tables_file,
+    state_from_data,
+)
 
 RT_TABLES_FILE = Path("/etc/iproute2/rt_tables.d/hpcnet.conf")
 LOCK = "/run/hpcnet-policy-routing.lock"  # every apply of policy routing on a host holds it
@@ -236,6 +246,25 @@ def restore(handle: RoutingHandle, state: RoutingState) -> tuple[list[str], list
     return [c.describe() for c in changes], apply(handle, changes)
 
 
+def restore_routes(handle: RoutingHandle, state: RoutingState) -> tuple[list[str], list[str]]:
+    """The routes of ``state`` put back where the kernel lacks them (what a link flap drops), no
+    dump read: each is added, one that exists is left alone (a changed one, or a rule, is for the
+    master's heal). (changes, errors), in the planner's words. ~2 ms of CPU against ~8 for a
+    full ``restore``: it runs on every node of an IB storm at once."""
+    changes, errors = [], []
+    for route in sorted(state.routes, key=Route.key):  # a table's link route before its gateway's
+        words = route_change("add", None, route).describe()
+        try:
+            handle.set_route(route, replace=False)
+        except FileExistsError:
+            continue
+        except Exception as exc:  # noqa: BLE001 - reported; the master's heal follows
+            errors.append(f"{words}: {exc}")
+            continue
+        changes.append(words)
+    return changes, errors
+
+
 def heal_from_record(cachedir: str, handle: RoutingHandle | None = None) -> dict[str, Any] | None:
     """The local heal (issue 10, point 4): the routing of the last apply restored at once, on this
     host, without the master, under the apply lock. None when nothing was applied yet.
@@ -248,7 +277,7 @@ def heal_from_record(cachedir: str, handle: RoutingHandle | None = None) -> dict
         own = handle is None
         handle = NetlinkRouting() if own else handle
         try:
-            changes, errors = restore(handle, state_from_data(record["state"]))
+            changes, errors = restore_routes(handle, state_from_data(record["state"]))
         finally:
             if own:
                 handle.close()

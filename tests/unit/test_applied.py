@@ -129,3 +129,17 @@ def test_a_child_forked_while_another_thread_holds_the_lock_can_take_it_later(tm
     holder.join(10)
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0, "the forked job never got the lock"
+
+
+def test_restore_routes_adds_only_missing_routes_and_reads_nothing():
+    handle = hpc_routing_kernel.FakeRouting()
+    link = hpc_routing.Route(201, "10.13.0.0/16", None, "ib0")
+    gateway = hpc_routing.Route(201, "default", "10.13.0.30", "ib0")
+    handle.set_route(link, replace=False)
+    state = hpc_routing.RoutingState({201: "alinat"}, frozenset(), frozenset({link, gateway}))
+    assert hpc_routing_kernel.restore_routes(handle, state) == (
+        ["add route default via 10.13.0.30 dev ib0 table 201"], [])
+    assert hpc_routing_kernel.restore_routes(handle, state) == ([], [])
+    broken = hpc_routing.RoutingState({}, frozenset(), frozenset({hpc_routing.Route(202, "default", None, "ib9")}))
+    changes, errors = hpc_routing_kernel.restore_routes(handle, broken)
+    assert changes == [] and errors == ["add route default dev ib9 table 202: interface ib9 does not exist"]
