@@ -200,19 +200,28 @@ LOCAL_HEAL = ("import json, sys\nsys.path.insert(0, sys.argv[1])\nimport hpc_rou
               "print(json.dumps(hpc_routing_kernel.heal_from_record(sys.argv[2])))\n")
 
 
+def local_heal(node):
+    """hpc_routing_kernel.heal_from_record in the node's netns, with its private /etc."""
+    name, pillar = node
+    cmd = [str(ROOT / "tools" / "private-etc"), "ip", "netns", "exec", name, sys.executable, "-c", LOCAL_HEAL,
+           str(ROOT / "_utils"), str(pillar.parent / "cache")]
+    env = dict(os.environ, PRIVATE_ETC_DIR=str(pillar.parent / "etc"))
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
 def test_local_heal_puts_the_routes_of_the_last_apply_back_without_salt(node):
     """What the hpc_link beacon runs on link up, without the master: the last applied routes,
     from the record, in the kernel; the pillar is not read (here: it no longer has the route)."""
-    assert json.loads(sh(node, sys.executable, "-c", LOCAL_HEAL, str(ROOT / "_utils"),
-                         str(node[1].parent / "cache")).stdout) is None  # nothing applied yet
+    assert local_heal(node) is None  # nothing applied yet
     older = _with_extra_route(node)
     call(node, "policy_routing.apply")
     node[1].write_text(json.dumps(older))
     sh(node, "ip", "link", "set", "ib0", "down")
     sh(node, "ip", "link", "set", "ib0", "up")
     assert sh(node, "ip", "route", "show", "table", "201").stdout == ""
-    out = sh(node, sys.executable, "-c", LOCAL_HEAL, str(ROOT / "_utils"), str(node[1].parent / "cache"))
-    healed = json.loads(out.stdout)
+    healed = local_heal(node)
     assert healed["errors"] == [] and healed["seconds"] < 0.5
     assert "add route default via 10.13.0.30 dev ib0 table 201" in healed["changes"]
     routes = sh(node, "ip", "route", "show", "table", "201").stdout
