@@ -20,7 +20,7 @@ from hpc_synced import hpc_batch, hpc_signed
 log = logging.getLogger(__name__)
 __virtualname__ = "hpc_react"
 REJECTED = "hpc/security/rejected"
-HEAL_WINDOW = 0.02  # seconds a storm's link-up reactions gather into one job (LAB-NOTES: ~30 events)
+HEAL_WINDOW = 0.02  # seconds a storm's link-up reactions gather into one job (bench-storm: 0.51 jobs per event)
 # How the master brings a dead daemon back on its minion: keepalived first drops the virtual
 # addresses a SIGKILLed keepalived left behind (else both routers hold the gateway's VIP).
 REVIVE = {"keepalived": "keepalived.revive"}

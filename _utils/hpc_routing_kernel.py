@@ -23,7 +23,6 @@ from hpc_routing import (
     RoutingState,
     Rule,
     parse_rt_tables,
-    plan,
     route_change,
     rt_tables_file,
     state_from_data,
@@ -238,19 +237,11 @@ def _apply_one(handle: RoutingHandle, change: Change) -> None:
         handle.set_route(change.new, replace=change.op == "update")
 
 
-def restore(handle: RoutingHandle, state: RoutingState) -> tuple[list[str], list[str]]:
-    """Put the kernel back to ``state`` (what the last apply resolved): after a link flap, the
-    routes the kernel dropped. (changes, errors), in words. No NSS, no nft, no pillar: fast."""
-    owned = set(state.tables) | set(handle.read(set()).tables)
-    changes = plan(state, handle.read(owned))
-    return [c.describe() for c in changes], apply(handle, changes)
-
-
 def restore_routes(handle: RoutingHandle, state: RoutingState) -> tuple[list[str], list[str]]:
     """The routes of ``state`` put back where the kernel lacks them (what a link flap drops), no
     dump read: each is added, one that exists is left alone (a changed one, or a rule, is for the
     master's heal). (changes, errors), in the planner's words. ~2 ms of CPU against ~8 for a
-    full ``restore``: it runs on every node of an IB storm at once."""
+    full read and plan: it runs on every node of an IB storm at once."""
     changes, errors = [], []
     for route in sorted(state.routes, key=Route.key):  # a table's link route before its gateway's
         words = route_change("add", None, route).describe()

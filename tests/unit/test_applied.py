@@ -61,9 +61,9 @@ def test_restore_puts_back_only_what_the_state_lacks():
     state = hpc_routing.RoutingState({201: "alinat"}, frozenset({hpc_routing.Rule(100, 1, 201)}), frozenset({route}))
     handle.write_tables(state.tables)
     handle.add_rule(hpc_routing.Rule(100, 1, 201))
-    changes, errors = hpc_routing_kernel.restore(handle, state)
+    changes, errors = hpc_routing_kernel.restore_routes(handle, state)
     assert errors == [] and changes == ["add route default via 10.13.0.30 dev ib0 table 201"]
-    assert hpc_routing_kernel.restore(handle, state) == ([], [])
+    assert hpc_routing_kernel.restore_routes(handle, state) == ([], [])
 
 
 TAKE = ("import sys\nsys.path.insert(0, sys.argv[2])\nimport hpc_applied\n"
