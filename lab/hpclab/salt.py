@@ -76,7 +76,7 @@ def master_config(run: Run, interface: str, pillar: Path | None = None) -> dict:
 def minion_config(run: Run, ident: str, master: str, vm: bool = False) -> dict:
     tpl = _render("minion.in", "", REPO / "pillar")
     keys = ("pki_dir", "cachedir", "sock_dir", "pidfile", "log_file", "state_output",
-            "tcp_keepalive", "tcp_keepalive_idle", "tcp_keepalive_cnt", "tcp_keepalive_intvl")
+            "tcp_keepalive", "tcp_keepalive_idle", "tcp_keepalive_cnt", "tcp_keepalive_intvl", "disable_beacons")
     conf = {k: tpl[k] for k in keys if k in tpl}
     conf.update(
         id=ident,

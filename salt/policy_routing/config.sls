@@ -20,11 +20,14 @@ policy_routing-config-beacon-present:
 
 {#- Group membership can change without any event here (LDAP): re-resolve and re-apply each
     minute, a no-op when nothing changed. reapply starts from what the last apply recorded, not
-    from the minion's in-memory pillar (older than this highstate's): the edit stays. #}
+    from the minion's in-memory pillar (older than this highstate's): the edit stays. The splay
+    (each run 1-20 s later, at random) keeps minions started together (a rack powered on, the
+    lab) from forking their job in the same second every minute. #}
 policy_routing-config-schedule-present:
   schedule.present:
     - name: hpc-policy-routing-refresh
     - function: policy_routing.reapply
     - seconds: 60
+    - splay: 20
     - return_job: False
 {%- endif %}

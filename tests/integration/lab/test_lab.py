@@ -88,6 +88,21 @@ def test_a_highstate_starts_a_dead_daemon_again_and_says_so(lab, converged):
     assert lab.daemon_pids("labfe1", "sshd")
 
 
+def test_no_minion_mirrors_the_hosts_netlink(lab, converged):
+    """Salt's network_settings beacon starts a pyroute2 NDB (a thread parsing every netlink
+    notification into SQLite) each time beacon modules are all imported, as every `beacons.add`
+    does: after the highstate and one more listing, labcn1's only routing socket with multicast
+    groups is the hpc_link listener's (links and IPv4 addresses)."""
+    assert lab.salt_json(["labcn1", "beacons.list_available"])["labcn1"]
+    _, table, _ = lab.exec("labcn1", ["cat", "/proc/net/netlink"])
+    groups = [int(line.split()[3], 16) for line in table.splitlines()[1:] if line.split()[1] == "0"]
+    assert [g for g in groups if g & ~HPC_LINK_GROUPS] == [], table
+    assert HPC_LINK_GROUPS in groups, table
+
+
+HPC_LINK_GROUPS = 0x11  # RTMGRP_LINK | RTMGRP_IPV4_IFADDR
+
+
 def test_nat_gateway_vip_is_held_by_one_router(lab, converged):
     holders = [h for h in ("labnat1", "labnat2")
                if "10.13.0.30/16" in lab.exec(h, ["ip", "-4", "addr", "show", "ib0"])[1]]
