@@ -20,7 +20,10 @@ from hpc_synced import hpc_batch, hpc_signed
 log = logging.getLogger(__name__)
 __virtualname__ = "hpc_react"
 REJECTED = "hpc/security/rejected"
-HEAL_WINDOW = 0.02  # seconds a storm's link-up reactions gather into one job (bench-storm: 0.51 jobs per event)
+# A storm's link-ups gather into one heal job: until HEAL_QUIET seconds pass without another,
+# at most HEAL_CAP seconds (hpc_batch; bench-storm: jobs per event).
+HEAL_QUIET = 0.05
+HEAL_CAP = 0.5
 # How the master brings a dead daemon back on its minion: keepalived first drops the virtual
 # addresses a SIGKILLed keepalived left behind (else both routers hold the gateway's VIP).
 REVIVE = {"keepalived": "keepalived.revive"}
@@ -73,11 +76,12 @@ def verify(tag, data):
     return {"ok": verdict.ok, "minion": verdict.minion, "reason": verdict.reason, "sender": verdict.sender}
 
 
-def link(tag, data, window=HEAL_WINDOW):
+def link(tag, data, quiet=HEAL_QUIET, cap=HEAL_CAP):
     """
     ``hpc/net/link/<iface>/up`` from a verified minion: re-apply its policy routing
     (``policy_routing.heal``, which confirms with ``hpc/net/routes/restored``). The link-ups of a
-    storm that arrive within ``window`` seconds go out as one list-targeted job.
+    storm go out as one list-targeted job: those that keep coming with less than ``quiet``
+    seconds between them, for at most ``cap`` seconds.
 
     CLI Example:
 
@@ -90,7 +94,7 @@ def link(tag, data, window=HEAL_WINDOW):
         return {"acted": False, "reason": verdict.reason}
     if not tag.endswith("/up"):
         return {"acted": False, "minion": verdict.minion, "reason": "link down: the heal waits for up"}
-    batch = hpc_batch.gather(("heal", tag), verdict.minion, float(window))
+    batch = hpc_batch.gather(("heal", tag), verdict.minion, float(quiet), float(cap))
     if batch is None:
         return {"acted": True, "minion": verdict.minion, "batched": True}
     jid = _publish(batch, "policy_routing.heal", tgt_type="list", kwarg={"reason": tag})

@@ -1,10 +1,19 @@
 """Many events, one action: the reactions of a storm gathered into one batch per key.
 
 Salt's reactor runs runner reactions in a pool of threads of one process. The first reaction
-for a key opens a batch and waits ``window`` seconds; those that come meanwhile join it and
-return at once; the first one then acts for all (e.g. one list-targeted job for every node whose
-IB link came back, instead of one job per node). Lives in a helper module (not the runner) so
-the batch outlives the reactor's periodic reload of its runner loader.
+for a key opens a batch and waits until the storm is over: ``quiet`` seconds without a new
+reaction joining, or ``cap`` seconds since it opened, whichever comes first. Those that join
+meanwhile return at once; the first one then acts for all (e.g. one list-targeted job for every
+node whose IB link came back, instead of one job per node).
+
+Why a quiet gap and not a fixed window: the link-ups of one switch reboot reach the master over
+a few hundred milliseconds (each node heals locally first, then sends). A 20 ms window cut the
+storm bench's 30 nodes into ~30 jobs, and every job is published to every minion, which
+decrypts it to see whether it is targeted: 30 jobs cost 30 x (all minions) decryptions while the
+nodes were still healing. A single flap pays only ``quiet`` more.
+
+Lives in a helper module (not the runner) so the batch outlives the reactor's periodic reload of
+its runner loader.
 """
 
 from __future__ import annotations
@@ -12,19 +21,35 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+
+@dataclass
+class _Batch:
+    opened: float
+    last: float
+    items: list[str] = field(default_factory=list)
+
 
 _LOCK = threading.Lock()
-_OPEN: dict[Hashable, list[str]] = {}
+_OPEN: dict[Hashable, _Batch] = {}
 
 
-def gather(key: Hashable, item: str, window: float) -> list[str] | None:
-    """The batch (sorted, without duplicates) if this caller opened it, after ``window``
-    seconds; None if it joined a batch another caller acts for."""
+def gather(key: Hashable, item: str, quiet: float, cap: float) -> list[str] | None:
+    """The batch (sorted, without duplicates) if this caller opened it, once ``quiet`` seconds
+    passed without a new item or ``cap`` seconds since it opened; None if it joined a batch
+    another caller acts for."""
+    now = time.monotonic()
     with _LOCK:
         if key in _OPEN:
-            _OPEN[key].append(item)
+            _OPEN[key].items.append(item)
+            _OPEN[key].last = now
             return None
-        _OPEN[key] = [item]
-    time.sleep(window)
-    with _LOCK:
-        return sorted(set(_OPEN.pop(key)))
+        batch = _OPEN[key] = _Batch(opened=now, last=now, items=[item])
+    while True:
+        with _LOCK:
+            wait = min(batch.last + quiet, batch.opened + cap) - time.monotonic()
+            if wait <= 0:
+                del _OPEN[key]
+                return sorted(set(batch.items))
+        time.sleep(wait)

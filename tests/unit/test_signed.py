@@ -68,16 +68,34 @@ def test_replays_stale_claims_unknown_and_odd_ids_are_refused(keys):
     assert verifier.verify(TAG, batch_form(sneaky)).reason.startswith("bad signer id")
 
 
-def test_a_storm_gathers_into_one_batch():
-    results = []
+def gathered(arrivals: list[float], quiet: float, cap: float) -> list[list[str]]:
+    """The batches hpc_batch makes of reactions arriving at these times (seconds from now)."""
+    results, start = [], time.monotonic()
 
-    def react(minion):
-        results.append(hpc_batch.gather("heal", minion, 0.2))
+    def react(i: int, at: float) -> None:
+        time.sleep(max(0.0, start + at - time.monotonic()))
+        results.append(hpc_batch.gather("heal", f"labcn{i}", quiet, cap))
 
-    threads = [threading.Thread(target=react, args=(f"labcn{i}",)) for i in range(30)]
+    threads = [threading.Thread(target=react, args=(i, at)) for i, at in enumerate(arrivals)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    batches = [r for r in results if r is not None]
-    assert len(batches) == 1 and len(batches[0]) == 30 and results.count(None) == 29
+    return [r for r in results if r is not None]
+
+
+def test_a_storm_gathers_into_one_batch():
+    batches = gathered([0.0] * 30, quiet=0.05, cap=0.5)
+    assert len(batches) == 1 and len(batches[0]) == 30
+
+
+def test_a_storm_that_trickles_in_is_still_one_batch():
+    """30 link-ups 20 ms apart (0.58 s in all) with a 50 ms quiet gap: one job, not 30."""
+    batches = gathered([i * 0.02 for i in range(30)], quiet=0.05, cap=1.0)
+    assert [len(b) for b in batches] == [30]
+
+
+def test_a_batch_closes_after_a_quiet_gap_or_at_its_cap():
+    assert [len(b) for b in gathered([0.0, 0.01, 0.3, 0.31], quiet=0.05, cap=1.0)] == [2, 2]
+    endless = gathered([i * 0.02 for i in range(40)], quiet=0.05, cap=0.3)  # 0.78 s, no gap
+    assert len(endless) >= 2 and sum(map(len, endless)) == 40
