@@ -96,6 +96,7 @@ class NetlinkRouting:
 
     def __init__(self, rt_tables: Path = RT_TABLES_FILE, ipr: Any = None) -> None:
         """``ipr``: an IPRoute-like socket (e.g. pyroute2 ``NetNS(name)`` in tests); default: this netns."""
+        self.own_netns = ipr is None  # this process's netns: interface names resolve locally
         if ipr is None:
             from pyroute2 import IPRoute  # imported here so the fake needs no pyroute2
 
@@ -141,15 +142,25 @@ class NetlinkRouting:
     def _route_args(self, route: Route) -> dict:
         args: dict[str, Any] = {"table": route.table, "dst": "0.0.0.0/0" if route.dst == DEFAULT else route.dst}
         if route.dev:
-            index = self.ipr.link_lookup(ifname=route.dev)
-            if not index:
-                raise LookupError(f"interface {route.dev} does not exist")
-            args["oif"] = index[0]
+            args["oif"] = self._ifindex(route.dev)
         if route.gateway:
             args["gateway"] = route.gateway
         else:
             args["scope"] = SCOPE_LINK  # like `ip route add ... dev X`: directly reachable
         return args
+
+    def _ifindex(self, dev: str) -> int:
+        """In this process's netns one ioctl; pyroute2's link_lookup dumps and parses every link
+        (half the CPU of a local heal, which runs on every node of an IB storm at once)."""
+        if self.own_netns:
+            try:
+                return socket.if_nametoindex(dev)
+            except OSError:
+                raise LookupError(f"interface {dev} does not exist") from None
+        index = self.ipr.link_lookup(ifname=dev)
+        if not index:
+            raise LookupError(f"interface {dev} does not exist")
+        return index[0]
 
     def set_route(self, route: Route, replace: bool) -> None:
         args = self._route_args(route)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
+import sys
 
 import pytest
-from testlib import netns_with_ib0
+from testlib import ROOT, netns_with_ib0
 
 from hpc_routing import DEFAULT, Route, Rule
 from hpc_routing_kernel import FakeRouting, NetlinkRouting
@@ -100,3 +101,29 @@ def test_read_sees_only_the_tables_asked_for(handle):
     handle.add_rule(Rule(priority=90, fwmark=9, table=150))
     handle.set_route(Route(table=150, dst="10.253.0.0/16", dev="ib0"), replace=False)
     assert handle.read({201}).rules == frozenset() and handle.read({201}).routes == frozenset()
+
+
+IN_OWN_NETNS = ("import sys\nsys.path.insert(0, sys.argv[1])\nfrom hpc_routing import Route\n"
+                "from hpc_routing_kernel import NetlinkRouting\nhandle = NetlinkRouting()\n"
+                "handle.set_route(Route(table=201, dst='10.253.0.0/16', dev='ib0'), replace=False)\n"
+                "try:\n    handle.set_route(Route(table=201, dst='10.254.0.0/16', dev='ib9'), replace=False)\n"
+                "except LookupError as exc:\n    print(exc)\n")
+
+
+def test_the_handle_of_its_own_netns_names_interfaces_like_the_others():
+    """The handle the minion uses (its own netns) resolves names locally, not through pyroute2:
+    the route lands on the named interface, and an unknown one is the same LookupError."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create a network namespace")
+    name = f"r{secrets.token_hex(2)}-own"
+    netns_with_ib0(name, "10.253.0.5/16")
+    try:
+        out = subprocess.run(["ip", "netns", "exec", name, sys.executable, "-c", IN_OWN_NETNS, str(ROOT / "_utils")],
+                             capture_output=True, text=True, timeout=60)
+        routes = subprocess.run(["ip", "-n", name, "route", "show", "table", "201"], capture_output=True,
+                                text=True, check=True).stdout
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "interface ib9 does not exist"
+    assert routes.split()[:3] == ["10.253.0.0/16", "dev", "ib0"], routes
