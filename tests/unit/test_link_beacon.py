@@ -73,20 +73,3 @@ def test_one_listener_per_process_across_calls_reloads_and_config_changes():
         for thread in second.listeners():
             thread.stopped.set()
             thread.join(2)
-
-
-def test_the_report_waits_while_other_tasks_fill_every_cpu_and_no_longer_than_its_cap():
-    slept = []
-    busy = iter([5, 5, 3, 2, 1])  # runnable tasks, the reader included, on a 2-CPU machine
-    waited = hpc_link_events.yield_to_runnable(0.2, 2, runnable=lambda: next(busy), sleep=slept.append)
-    assert len(slept) == 3 and abs(waited - 0.03) < 1e-9  # 5, 5, 3 runnable: others fill both CPUs
-    assert hpc_link_events.yield_to_runnable(0.2, 2, runnable=lambda: 2, sleep=slept.append) == 0.0
-    slept.clear()
-    assert hpc_link_events.yield_to_runnable(0.05, 2, runnable=lambda: 40, sleep=slept.append) >= 0.05
-    assert len(slept) == 5
-
-
-def test_runnable_tasks_reads_the_kernels_count(tmp_path):
-    (tmp_path / "loadavg").write_text("0.52 0.61 0.70 3/412 98765\n")
-    assert hpc_link_events.runnable_tasks(str(tmp_path / "loadavg")) == 3
-    assert hpc_link_events.runnable_tasks() >= 1  # this very reader
