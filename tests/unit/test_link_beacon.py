@@ -73,3 +73,20 @@ def test_one_listener_per_process_across_calls_reloads_and_config_changes():
         for thread in second.listeners():
             thread.stopped.set()
             thread.join(2)
+
+
+def test_the_report_waits_while_a_crowd_of_tasks_is_runnable_and_no_longer_than_its_cap():
+    slept = []
+    busy = iter([9, 9, 5, 4, 1])  # runnable tasks, the reader included; crowd 4 (2 CPUs)
+    waited = hpc_link_events.yield_to_runnable(0.2, 4, runnable=lambda: next(busy), sleep=slept.append)
+    assert len(slept) == 3 and abs(waited - 0.03) < 1e-9  # 9, 9, 5 runnable: 4 others or more
+    assert hpc_link_events.yield_to_runnable(0.2, 4, runnable=lambda: 4, sleep=slept.append) == 0.0
+    slept.clear()
+    assert hpc_link_events.yield_to_runnable(0.05, 4, runnable=lambda: 40, sleep=slept.append) >= 0.05
+    assert len(slept) == 5
+
+
+def test_runnable_tasks_reads_the_kernels_count(tmp_path):
+    (tmp_path / "loadavg").write_text("0.52 0.61 0.70 3/412 98765\n")
+    assert hpc_link_events.runnable_tasks(str(tmp_path / "loadavg")) == 3
+    assert hpc_link_events.runnable_tasks() >= 1  # this very reader
