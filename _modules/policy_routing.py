@@ -135,12 +135,14 @@ def apply(test=False):
         return _apply_spec(spec, digest, test, source="pillar")
 
 
-def reapply(test=False):
+def reapply(test=False, wait=True):
     """
     Apply again what the last apply from the pillar applied (``last_applied``), the users and
-    groups resolved anew: what the minute's schedule runs, so a group's new member is routed
-    without a pillar edit, and a pillar edit the last highstate applied is never undone by an
-    older in-memory pillar. With no record yet, the pillar is applied (and recorded).
+    groups resolved anew: what the hpc_refresh beacon runs each minute, so a group's new member
+    is routed without a pillar edit, and a pillar edit the last highstate applied is never
+    undone by an older in-memory pillar. With no record yet, the pillar is applied (and
+    recorded). ``wait=False``: when another apply or heal holds the lock, return at once
+    (``skipped``) instead of waiting for it.
 
     CLI Example:
 
@@ -148,7 +150,10 @@ def reapply(test=False):
 
         salt 'labcn*' policy_routing.reapply
     """
-    with hpc_applied.exclusive(LOCK):
+    with hpc_applied.exclusive(LOCK, wait=wait) as held:
+        if held is None:
+            return {"changes": [], "errors": [], "missing": [], "applied": False,
+                    "skipped": "another apply or heal holds the lock"}
         return _reapply_locked(test)
 
 

@@ -20,14 +20,19 @@ policy_routing-config-beacon-present:
 
 {#- Group membership can change without any event here (LDAP): re-resolve and re-apply each
     minute, a no-op when nothing changed. reapply starts from what the last apply recorded, not
-    from the minion's in-memory pillar (older than this highstate's): the edit stays. The splay
-    (each run 1-20 s later, at random) keeps minions started together (a rack powered on, the
-    lab) from forking their job in the same second every minute. #}
-policy_routing-config-schedule-present:
-  schedule.present:
-    - name: hpc-policy-routing-refresh
+    from the minion's in-memory pillar (older than this highstate's): the edit stays. Run by a
+    beacon inside the minion (hpc_refresh), not a Salt schedule: a scheduled job forks the
+    minion every minute on every node (CPU jitter; in the lab, IB storms that met one healed
+    late). The schedule of earlier versions is removed. #}
+policy_routing-config-beacon-present-refresh:
+  beacon.present:
+    - name: hpc_refresh
+    - save: True
     - function: policy_routing.reapply
-    - seconds: 60
+    - every: 60
     - splay: 20
-    - return_job: False
+
+policy_routing-config-schedule-absent:
+  schedule.absent:
+    - name: hpc-policy-routing-refresh
 {%- endif %}

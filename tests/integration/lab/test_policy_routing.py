@@ -189,9 +189,10 @@ def _applied_at(lab: cluster.Lab) -> float:
 
 def test_a_pillar_edit_applied_by_a_highstate_is_never_undone(servers):
     """Add a route to the pillar, apply once: the minion's in-memory pillar stays the old one
-    (Salt refreshes it only on saltutil.refresh_pillar), and the minute's schedule and every heal
-    ran with it, removing the route (issue 10, point 5). The schedule's job, run now, and a real
-    flap healed by beacon and reactor must keep the route."""
+    (Salt refreshes it only on saltutil.refresh_pillar), and the minute's re-apply and every heal
+    ran with it, removing the route (issue 10, point 5). The minute's re-apply (what the
+    hpc_refresh beacon runs), run now, and a real flap healed by beacon and reactor must keep
+    the route."""
     lab = servers
     text = (labsalt.REPO / "pillar" / "policy_routing.sls").read_text()
     edited = text.replace("  marks:\n", EXTRA_ROUTE + "  marks:\n", 1)
@@ -203,9 +204,11 @@ def test_a_pillar_edit_applied_by_a_highstate_is_never_undone(servers):
         assert "192.0.2.0/24 via 10.13.0.30" in _table_routes(lab)
         in_memory = lab.salt_json([NODE, "pillar.get", "policy_routing:routes"])[NODE]
         assert "192.0.2.0/24" not in json.dumps(in_memory)  # the premise: the minion's pillar is older
+        beacons = lab.salt_json([NODE, "beacons.list", "return_yaml=False"])[NODE]
+        assert {"function": "policy_routing.reapply"} in beacons["hpc_refresh"], beacons  # each minute
         before = _applied_at(lab)
-        assert lab.salt([NODE, "schedule.run_job", "hpc-policy-routing-refresh"])[0] == 0
-        assert paths.wait_until(lambda: _applied_at(lab) > before, 20)  # the scheduled reapply ran
+        assert lab.salt_json([NODE, "policy_routing.reapply"])[NODE]["errors"] == []
+        assert _applied_at(lab) > before
         assert "192.0.2.0/24 via 10.13.0.30" in _table_routes(lab)
         with events.watch(lab, "hpc/net/") as bus:
             lab.flap(NODE, "ib0")
