@@ -4,12 +4,12 @@ Policy routing re-resolves group members each minute (LDAP changes without any e
 ``policy_routing.reapply``, from the record of the last apply. A Salt schedule ran it as a job,
 and a job is a fork of the minion (~0.2 s of CPU) every minute on every node: jitter for the
 jobs a compute node runs, and measured in the lab, the reason 3 of 10 IB storms had a node
-healed after 0.3-0.6 s instead of 0.2. Here the minion's beacon loop calls the function itself
-(~20 ms, no fork). Each run comes ``every`` seconds after the last plus a random splay, so that
-minions started together do not run in the same second; the first run is a random time within
-the first period (a sync reloads this module: no run at once on every node). The function is
-called with ``wait=False``: when an apply or a heal holds the lock, this round is skipped (that
-one converges anyway) rather than blocking the minion's main loop.
+healed after 0.3-0.6 s instead of 0.2. Here the minion's beacon loop starts the function in a
+thread of the minion (~20 ms, no fork). Each run comes ``every`` seconds after the last plus a
+random splay, so that minions started together do not run in the same second; the first run is
+a random time within the first period (a sync reloads this module: no run at once on every
+node). The function is called with ``wait=False``: when an apply or a heal holds the lock, this
+round is skipped (that one converges anyway).
 
 .. code-block:: yaml
 
@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 
 log = logging.getLogger(__name__)
 __virtualname__ = "hpc_refresh"
 _NEXT: dict[str, float] = {}  # function -> monotonic time of its next run
+THREAD = "hpc_refresh"
 
 
 def __virtual__():
@@ -72,11 +74,20 @@ def beacon(config):
     function = conf["function"]
     if not due(function, time.monotonic(), float(conf.get("every", 60)), float(conf.get("splay", 20))):
         return []
+    if any(t.name == f"{THREAD}:{function}" and t.is_alive() for t in threading.enumerate()):
+        return []  # the last run is still going (a slow NSS lookup): no second one beside it
+    threading.Thread(target=run, args=(__salt__[function], function), name=f"{THREAD}:{function}",
+                     daemon=True).start()
+    return []
+
+
+def run(call, function: str) -> None:
+    """One run, in its own thread: the minion's main thread runs an asyncio loop, and pyroute2's
+    synchronous API (the routing handle) cannot run inside a running loop."""
     try:
-        result = __salt__[function](wait=False)
-    except Exception:  # noqa: BLE001 - the next period tries again; the minion's loop must go on
+        result = call(wait=False)
+    except Exception:  # noqa: BLE001 - the next period tries again
         log.exception("hpc_refresh: %s failed", function)
-        return []
+        return
     if result.get("changes") or result.get("errors"):
         log.warning("hpc_refresh: %s: changes %s, errors %s", function, result.get("changes"), result.get("errors"))
-    return []

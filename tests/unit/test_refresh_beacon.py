@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import random
+import threading
 
 from testlib import ROOT
 
@@ -57,6 +58,9 @@ def test_the_beacon_calls_without_waiting_and_survives_a_failure(monkeypatch):
     for _ in range(4):
         refresh._NEXT["policy_routing.reapply"] = 0  # due
         assert refresh.beacon(conf) == []
+        for thread in threading.enumerate():
+            if thread.name == "hpc_refresh:policy_routing.reapply":
+                thread.join(5)
     assert calls == [False, False, False, False]
     assert log.lines.count("hpc_refresh: policy_routing.reapply failed") == 1
     assert log.lines.count("hpc_refresh: policy_routing.reapply: changes ['add route'], errors []") == 3
@@ -67,3 +71,20 @@ def test_validate_names_the_bad_setting():
     assert refresh.validate([{"function": "policy_routing.reapply"}, {"every": -1}]) == \
         (False, "hpc_refresh: 'every' must be a number of seconds >= 0")
     assert refresh.validate([{"function": "policy_routing.reapply"}])[0] is True
+
+
+def test_a_run_still_going_is_not_doubled(monkeypatch):
+    release, calls = threading.Event(), []
+
+    def slow(wait):
+        calls.append(wait)
+        release.wait(5)
+        return {}
+
+    refresh.__salt__ = {"policy_routing.reapply": slow}
+    conf = [{"function": "policy_routing.reapply"}, {"every": 0}, {"splay": 0}]
+    for _ in range(3):
+        refresh._NEXT["policy_routing.reapply"] = 0
+        refresh.beacon(conf)
+    release.set()
+    assert calls == [False]
