@@ -27,7 +27,7 @@ import os
 import re
 import time
 
-from _hpc_synced import hpc_signed
+from _hpc_synced import hpc_beacons, hpc_signed
 
 __virtualname__ = "hpc_daemons"
 PROC = "/proc"
@@ -38,16 +38,8 @@ def __virtual__():
     return __virtualname__
 
 
-def _config(config) -> dict:
-    merged: dict = {}
-    for item in config if isinstance(config, list) else [config]:
-        if isinstance(item, dict):
-            merged.update(item)
-    return merged
-
-
 def validate(config):
-    conf = _config(config)
+    conf = hpc_beacons.merged(config)
     if not conf.get("service") or not conf.get("sig"):
         return False, "hpc_daemons: 'service' and 'sig' are required"
     try:
@@ -86,7 +78,7 @@ def transition(previous: dict | None, alive: bool, now: float, repeat: float) ->
 
 
 def beacon(config):
-    conf = _config(config)
+    conf = hpc_beacons.merged(config)
     service, now = conf["service"], time.time()
     state, _STATE[service] = transition(_STATE.get(service), running(conf["sig"]), now, float(conf.get("repeat", 10)))
     if state is None:

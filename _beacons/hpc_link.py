@@ -29,7 +29,7 @@ import socket
 import threading
 import time
 
-from _hpc_synced import hpc_link_events, hpc_routing_kernel, hpc_signed
+from _hpc_synced import hpc_beacons, hpc_link_events, hpc_routing_kernel, hpc_signed
 
 log = logging.getLogger(__name__)
 __virtualname__ = "hpc_link"
@@ -49,15 +49,8 @@ def __virtual__():
     return __virtualname__
 
 
-def _config(config) -> dict:
-    merged: dict = {}
-    for item in config if isinstance(config, list) else [config]:
-        merged.update(item)
-    return merged
-
-
 def validate(config):
-    conf = _config(config)
+    conf = hpc_beacons.merged(config)
     if not conf.get("interfaces") or not isinstance(conf["interfaces"], list):
         return False, "hpc_link: 'interfaces' must be a non-empty list of interface names"
     return True, "valid"
@@ -200,7 +193,7 @@ def beacon(config):
 
     One listener per minion process: one of this module's code with this config is kept, any
     other (an older config, or started by the copy of this module a sync replaced) is stopped."""
-    conf = _config(config)
+    conf = hpc_beacons.merged(config)
     key = (tuple(sorted(conf["interfaces"])), float(conf.get("debounce", 0.05)))
     running = listeners()
     keep = next((t for t in running if type(t) is Listener and t.key == key and not t.stopped.is_set()), None)

@@ -29,6 +29,8 @@ import random
 import threading
 import time
 
+from _hpc_synced import hpc_beacons
+
 log = logging.getLogger(__name__)
 __virtualname__ = "hpc_refresh"
 _NEXT: dict[str, float] = {}  # function -> monotonic time of its next run
@@ -39,16 +41,8 @@ def __virtual__():
     return __virtualname__
 
 
-def _config(config) -> dict:
-    merged: dict = {}
-    for item in config if isinstance(config, list) else [config]:
-        if isinstance(item, dict):
-            merged.update(item)
-    return merged
-
-
 def validate(config):
-    conf = _config(config)
+    conf = hpc_beacons.merged(config)
     if not isinstance(conf.get("function"), str) or "." not in conf["function"]:
         return False, "hpc_refresh: 'function' must name an execution function (module.function)"
     for key in ("every", "splay"):
@@ -70,7 +64,7 @@ def due(function: str, now: float, every: float, splay: float, rng: random.Rando
 
 
 def beacon(config):
-    conf = _config(config)
+    conf = hpc_beacons.merged(config)
     function = conf["function"]
     if not due(function, time.monotonic(), float(conf.get("every", 60)), float(conf.get("splay", 20))):
         return []

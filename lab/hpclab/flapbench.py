@@ -4,8 +4,9 @@ take to come back (the beacon's local heal does the work; the master confirms af
     flapbench.py IFACE TABLE N [PAUSE_S] [TIMEOUT_S] [START_AT]
 
 Prints JSON: {"heal_s": [...], "timeouts": k, "ups": [wall-clock time of each link up],
-"each_s": [heal time or null, per flap], "link_s": [time the kernel took to set the link up]}. Stdlib only; the clock starts when the link is set up
-again (the routes are gone from the moment it went down, LAB-NOTES). With START_AT (a wall-clock
+"each_s": [heal time or null, per flap], "link_s": [time the kernel took to set the link up]}.
+Stdlib only; the clock starts when the link is set up again (the routes are gone from the
+moment it went down, LAB-NOTES). With START_AT (a wall-clock
 time), flap i starts at START_AT + i x PAUSE_S: nodes started with the same START_AT flap together
 (the storm bench).
 """

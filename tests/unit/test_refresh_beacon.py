@@ -88,3 +88,11 @@ def test_a_run_still_going_is_not_doubled(monkeypatch):
         refresh.beacon(conf)
     release.set()
     assert calls == [False]
+
+
+def test_a_beacons_settings_read_the_same_in_list_and_dict_form():
+    import hpc_beacons
+
+    assert hpc_beacons.merged([{"function": "x.y"}, {"every": 5}, "marker", {"every": 6}]) == \
+        {"function": "x.y", "every": 6}
+    assert hpc_beacons.merged({"function": "x.y"}) == {"function": "x.y"}
