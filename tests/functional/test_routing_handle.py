@@ -127,3 +127,41 @@ def test_the_handle_of_its_own_netns_names_interfaces_like_the_others():
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "interface ib9 does not exist"
     assert routes.split()[:3] == ["10.253.0.0/16", "dev", "ib0"], routes
+
+
+BOTH_PATHS = ("import sys\nsys.path.insert(0, sys.argv[1])\nfrom hpc_routing import Route\n"
+              "from hpc_routing_kernel import NetlinkRouting\nhandle = NetlinkRouting()\n"
+              "routes = [Route(201, '10.253.0.0/16', None, 'ib0'), Route(201, 'default', '10.253.0.30', 'ib0'),\n"
+              "          Route(1000, '192.0.2.0/24', '10.253.0.30', 'ib0')]\n"
+              "if sys.argv[2] == 'raw':\n"
+              "    print([type(e).__name__ for e in handle.add_routes(routes + [routes[0], Route(201, '10.9.0.0/16',"
+              " None, 'ib9')])])\n"
+              "else:\n"
+              "    for route in routes:\n        handle.set_route(route, replace=False)\n")
+
+
+def _routes_made(path: str) -> tuple[str, str]:
+    name = f"r{secrets.token_hex(2)}-{path}"
+    netns_with_ib0(name, "10.253.0.5/16")
+    try:
+        cmd = ["ip", "netns", "exec", name, sys.executable, "-c", BOTH_PATHS, str(ROOT / "_utils"), path]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        shown = subprocess.run(["ip", "-n", name, "-d", "route", "show", "table", "all"], capture_output=True,
+                               text=True, check=True).stdout
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=True)
+    ours = [line for line in shown.splitlines() if "table 201" in line or "table 1000" in line]
+    return out.stdout.strip(), "\n".join(ours)
+
+
+def test_routes_added_in_one_request_are_those_pyroute2_adds():
+    """The local heal adds its routes through one raw rtnetlink request (hpc_rtnl): the kernel
+    must hold exactly what the apply's pyroute2 calls make (protocol, scope, a table above 255),
+    or the next plan would see a difference; and each route gets its own verdict."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to create network namespaces")
+    verdicts, raw = _routes_made("raw")
+    _, made_by_pyroute2 = _routes_made("pyroute2")
+    assert verdicts == "['NoneType', 'NoneType', 'NoneType', 'FileExistsError', 'LookupError']"
+    assert raw == made_by_pyroute2 and raw.count("\n") == 2, (raw, made_by_pyroute2)
