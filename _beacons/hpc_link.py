@@ -20,7 +20,6 @@ check the thread is alive.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import queue
@@ -82,7 +81,6 @@ class Listener(threading.Thread):
         self.fired = 0
         self.stopped = threading.Event()
         self.outbox: queue.Queue = queue.Queue()
-        self.routing = None  # the local heal's netlink handle, opened on first use
 
     def _read(self) -> list:
         return list(self.marshal.parse(self.sock.recv(1 << 16)))
@@ -109,7 +107,6 @@ class Listener(threading.Thread):
     def run(self) -> None:
         sender = threading.Thread(target=self._send, name=f"{THREAD_NAME}_sender", daemon=True)
         sender.start()
-        self._warm()
         while not self.stopped.is_set():
             try:
                 self._step()
@@ -117,17 +114,6 @@ class Listener(threading.Thread):
                 log.exception("hpc_link: listener step failed")
                 time.sleep(0.5)
         self.outbox.put(None)
-        self._drop_routing()
-
-    def _warm(self) -> None:
-        """The first netlink read in a process costs ~0.2 s (pyroute2's lazy setup): pay it now,
-        not during the first flap."""
-        try:
-            self.routing = hpc_routing_kernel.NetlinkRouting()
-            self.routing.read(set())
-        except Exception:  # noqa: BLE001 - the heal opens its own when this failed
-            log.exception("hpc_link: netlink handle for the local heal")
-            self._drop_routing()
 
     def _send(self) -> None:
         """Events go to the master from this thread: a slow or unreachable master never delays
@@ -157,22 +143,13 @@ class Listener(threading.Thread):
                 self.fired += 1
 
     def _heal(self) -> dict | None:
-        """Routes back at once from the last applied plan, before the master hears of it, through
-        a netlink handle kept open (warm) by this thread; a failed one is replaced next time."""
+        """Routes back at once from the last applied plan, before the master hears of it (one
+        raw rtnetlink request: hpc_routing_kernel.heal_from_record)."""
         try:
-            if self.routing is None:
-                self.routing = hpc_routing_kernel.NetlinkRouting()
-            return hpc_routing_kernel.heal_from_record(self.opts["cachedir"], self.routing)
+            return hpc_routing_kernel.heal_from_record(self.opts["cachedir"])
         except Exception as exc:  # noqa: BLE001 - the master's heal still runs; say why this one did not
             log.exception("hpc_link: local heal failed")
-            self._drop_routing()
             return {"changes": [], "errors": [f"local heal failed: {exc}"], "seconds": None}
-
-    def _drop_routing(self) -> None:
-        if self.routing is not None:
-            with contextlib.suppress(Exception):
-                self.routing.close()
-            self.routing = None
 
 
 def _index(name: str) -> int | None:
