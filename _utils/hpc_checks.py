@@ -155,18 +155,50 @@ def check_lvs(s: dict, inv: Inventory) -> list[PillarError]:
     errors += _duplicates(((join_path("lvs.services", i, "name"), svc.name) for i, svc in items(lvs.services)),
                           "service name")
     errors += _duplicates(((join_path("lvs.services", i, "port"), (svc.vip, svc.port, svc.protocol))
-                           for i, svc in items(lvs.services)), "virtual service",
+                           for i, svc in items(lvs.services) if svc.protocol != "fwmark"), "virtual service",
                           shown=lambda v: f"{v[0]}:{v[1]}/{v[2]}")
+    errors += _duplicates(((join_path("lvs.services", i, "fwmark"), svc.fwmark)
+                           for i, svc in items(lvs.services) if svc.protocol == "fwmark"), "fwmark service")
     for i, svc in items(lvs.services):
         path = join_path("lvs.services", i)
         errors += _unknown(join_path(path, "network"), svc.network, networks, "network")
         if networks and svc.network in networks and not _in(svc.vip, networks[svc.network].cidr):
             errors.append(PillarError(join_path(path, "vip"), f"is outside {svc.network} "
                                       f"{networks[svc.network].cidr}", svc.vip))
+        if svc.real_network is not None:
+            errors += _unknown(join_path(path, "real_network"), svc.real_network, networks, "network")
         for j, real in items(svc.real_servers):
-            errors += _unknown(join_path(path, "real_servers", j, "host"), real.host, inv, "host")
+            errors += _real_server(join_path(path, "real_servers", j), svc, real, inv, networks or {})
         errors += _duplicates(((join_path(path, "real_servers", j, "host"), r.host)
                                for j, r in items(svc.real_servers)), "real server")
+    return errors + _directors_reach(lvs, inv, networks)
+
+
+def _real_server(path: str, svc: Any, real: Any, inv: Inventory, networks: dict) -> list[PillarError]:
+    errors = _unknown(join_path(path, "host"), real.host, inv, "host")
+    # A network nobody declared is reported once, as such, not once per host.
+    if inv and real.host in inv and svc.reals_on in networks and svc.reals_on not in inv[real.host].interfaces:
+        errors.append(PillarError(join_path(path, "host"), f"has no interface on {svc.reals_on}, where the "
+                                  "directors reach the real servers", real.host))
+    # DR and tunnelling deliver the packet unchanged: the frontend sees the VIP's own port.
+    if real.port is not None and real.port != svc.port and svc.forward != "nat":
+        errors.append(PillarError(join_path(path, "port"), f"a port mapping needs forward nat (this service "
+                                  f"is {svc.forward}: the frontend gets port {svc.port})", real.port))
+    return errors
+
+
+def _directors_reach(lvs: Any, inv: Inventory, networks: Any) -> list[PillarError]:
+    """Every director has an interface on each service's VIP network and real-server network
+    (a network nobody declared is reported once, as such)."""
+    if not inv or not lvs.directors or not networks:
+        return []
+    errors = []
+    for name in _expand(lvs.directors):
+        for i, svc in items(lvs.services):
+            for net in dict.fromkeys((svc.network, svc.reals_on)):
+                if name in inv and net in networks and net not in inv[name].interfaces:
+                    errors.append(PillarError("lvs.directors", f"director {name} has no interface on {net} "
+                                              f"(lvs.services[{i}] {svc.name})", lvs.directors))
     return errors
 
 
@@ -312,9 +344,19 @@ def check_frontend(s: dict, inv: Inventory) -> list[PillarError]:
         return []
     errors = _unknown_hosts("frontend.hosts", fe.hosts, inv)
     if "lvs" in s:
-        errors += _unknown("frontend.lvs_service", fe.lvs_service, [x.name for _, x in items(s["lvs"].services)],
-                           "lvs service")
+        services = {x.name: (i, x) for i, x in items(s["lvs"].services)}
+        errors += _unknown("frontend.lvs_service", fe.lvs_service, list(services), "lvs service")
+        if fe.lvs_service in services:
+            errors += _pool_is_frontends(fe, *services[fe.lvs_service])
     return errors
+
+
+def _pool_is_frontends(fe: Any, index: int, svc: Any) -> list[PillarError]:
+    """The login pool's real servers are frontends: only they get sshd's settings and the shared host keys."""
+    frontends = set(_expand(fe.hosts))
+    return [PillarError(join_path("lvs.services", index, "real_servers", j, "host"),
+                        f"is not one of frontend.hosts ({fe.hosts}), the pool of lvs service {svc.name}", r.host)
+            for j, r in items(svc.real_servers) if r.host not in frontends]
 
 
 def check_diskless(s: dict, inv: Inventory) -> list[PillarError]:

@@ -103,8 +103,12 @@ class HealthCheck(Model):
 
 class RealServer(Model):
     host: str
-    port: Port | None = None  # defaults to the service port
+    port: Port | None = None  # NAT only: the frontend's port when it differs from the service's
     weight: Weight = 1
+
+
+# IPVS service flags by name (ipvsadm's): one-packet scheduling, and the sh/mh schedulers' options.
+IPVS_FLAGS = ("ops", "sh-fallback", "sh-port", "mh-fallback", "mh-port")
 
 
 class LvsService(Model):
@@ -112,12 +116,33 @@ class LvsService(Model):
     network: Name  # where the VIP lives
     vip: IPAddress
     port: Port
-    protocol: Literal["tcp", "udp"] = "tcp"
+    protocol: Literal["tcp", "udp", "fwmark"] = "tcp"
+    fwmark: Fwmark | None = None  # protocol fwmark: the mark the site's firewall puts on the VIP's packets
     scheduler: Literal[IPVS_SCHEDULERS] = "wlc"  # type: ignore[valid-type]
     persistence: Seconds = 0
+    # Persistence granularity: clients in one /N share a frontend (32: each address on its own).
+    persistence_netmask: Annotated[Int, Field(ge=0, le=32)] = 32
+    flags: list[Literal[IPVS_FLAGS]] = []  # type: ignore[valid-type]
     forward: Literal["nat", "dr", "tun"] = "dr"
+    # Where the directors reach the real servers (seed 000's NAT: a private network); default: network.
+    real_network: Name | None = None
     real_servers: list[RealServer] = []
     health_check: HealthCheck = HealthCheck()
+
+    @model_validator(mode="after")
+    def _fwmark_with_its_protocol(self) -> LvsService:
+        if (self.protocol == "fwmark") != (self.fwmark is not None):
+            raise ValueError("fwmark: set it exactly when protocol is fwmark")
+        if "ops" in self.flags and self.protocol == "tcp":
+            raise ValueError("flags: ops (one-packet scheduling) is for udp or fwmark services")
+        for flag in self.flags:
+            if flag[:2] in ("sh", "mh") and flag[:2] != self.scheduler:
+                raise ValueError(f"flags: {flag} needs scheduler {flag[:2]} (this service has {self.scheduler})")
+        return self
+
+    @property
+    def reals_on(self) -> str:
+        return self.real_network or self.network
 
 
 class Lvs(Model):

@@ -1,6 +1,7 @@
 """Every planner, tested as data: tests/unit/plans/<subsystem>/*.yaml, each ``{desired, actual, changes}``.
 
-A case's ``changes`` lists the expected steps (``hpc_change.Change.as_data()``); a step that
+``plan_args`` (optional) are passed to the planner as keywords. A case's ``changes`` lists
+the expected steps (``hpc_change.Change.as_data()``); a step that
 gives only some keys (``op``, ``kind``, ``key``) is compared on those keys.
 """
 
@@ -13,6 +14,7 @@ import yaml
 from testlib import example_pillar, mutate
 
 import hpc_change
+import hpc_ipvs
 import hpc_marking
 import hpc_natrouter
 import hpc_pillar
@@ -63,6 +65,7 @@ PLANNERS = {
     "policy_routing": (routing_state, routing_state, hpc_routing.plan),
     "natrouter": (nat_desired, nat_actual, hpc_natrouter.plan),
     "marking": (marking_desired, marking_actual, hpc_marking.plan),
+    "ipvs": (hpc_ipvs.parse_rules, hpc_ipvs.parse_rules, hpc_ipvs.plan),  # tables in ipvsadm -S -n lines
 }
 CASES = sorted(PLANS.glob("*/*.yaml"))
 
@@ -79,6 +82,6 @@ def _projected(step: dict, expected: dict) -> dict:
 def test_plan(case):
     data = yaml.safe_load(case.read_text())
     desired, actual, plan = PLANNERS[case.parent.name]
-    steps = hpc_change.as_data(plan(desired(data["desired"]), actual(data["actual"])))
+    steps = hpc_change.as_data(plan(desired(data["desired"]), actual(data["actual"]), **data.get("plan_args", {})))
     assert [_projected(s, e) for s, e in zip(steps, data["changes"], strict=False)] == data["changes"]
     assert len(steps) == len(data["changes"]), steps

@@ -68,6 +68,24 @@ MISTAKES = [
      "lvs.services[0].persistance: is not a known key (got 60)"),
     ("hostname role differs from declared role", ("nodes.4.role", "fe"),
      "nodes[4].role: host labcn1 has role 'cn' in its name (got 'fe')"),
+    ("DR with a port mapping", ("lvs.services.0.real_servers.0.port", 2222),
+     "lvs.services[0].real_servers[0].port: a port mapping needs forward nat (this service is dr: the frontend "
+     "gets port 22) (got 2222)"),
+    ("login pool member that is not a frontend", ("frontend.hosts", "labfe[1-2]"),
+     "lvs.services[0].real_servers[2].host: is not one of frontend.hosts (labfe[1-2]), the pool of lvs service "
+     "ssh (got 'labfe3')"),
+    ("fwmark service without its mark", ("lvs.services.0.protocol", "fwmark"),
+     "lvs.services[0].fwmark: set it exactly when protocol is fwmark (got None)"),
+    ("one-packet scheduling on tcp", ("lvs.services.0.flags", ["ops"]),
+     "lvs.services[0].flags: ops (one-packet scheduling) is for udp or fwmark services (got ['ops'])"),
+    ("scheduler flag of another scheduler", ("lvs.services.0.flags", ["sh-port"]),
+     "lvs.services[0].flags: sh-port needs scheduler sh (this service has wlc) (got ['sh-port'])"),
+    ("directors cannot reach the real servers' network", ("lvs.services.0.real_network", "ib"),
+     "lvs.directors: director lablvs1 has no interface on ib (lvs.services[0] ssh) (got 'lablvs[1-2]')"),
+    ("unknown real-server network", ("lvs.services.0.real_network", "storage"),
+     "lvs.services[0].real_network: is not a declared network (declared: admin, ib, wan) (got 'storage')"),
+    ("unknown forwarding method", ("lvs.services.0.forward", "masq"),
+     "lvs.services[0].forward: must be one of nat, dr or tun (got 'masq')"),
 ]
 
 

@@ -1,0 +1,266 @@
+"""The IPVS table of a director: the model, what the pillar wants, and the plan between them.
+
+A virtual ``Service`` is known by its protocol and VIP:port (or its firewall mark); everything
+else about it (scheduler, persistence and its netmask, flags) is a setting, edited in place.
+A ``RealServer`` is known by its service and address:port; its forwarding method and weight are
+settings. An in-place edit keeps the connections IPVS tracks; a delete drops them, so the plan
+deletes only what the pillar no longer asks for, and only in services we own: the pillar's
+services, and those the last apply recorded (a service the pillar dropped). A service made by
+hand on another VIP is not ours: never read as drift, never touched.
+
+Pure Python: ``desired`` builds the table from the pillar, ``plan`` compares; the kernel side
+(read, apply) is ``hpc_ipvs_netlink``. No Salt dunders, no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from hpc_change import Change
+from hpc_inventory import Host
+from hpc_schema import Lvs, LvsService
+from hpc_types import expand
+
+SUBSYSTEM = "ipvs"  # its hpc_applied record: the services we own and the weights we set
+PROTOCOLS = ("tcp", "udp", "fwmark")
+FORWARDS = ("nat", "dr", "tun")
+# ipvsadm's one-letter options, for the text form (ipvsadm -S -n)
+_PROTO_OPT = {"tcp": "-t", "udp": "-u", "fwmark": "-f"}
+_FORWARD_OPT = {"nat": "-m", "dr": "-g", "tun": "-i"}
+
+
+@dataclass(frozen=True)
+class Service:
+    protocol: str  # tcp, udp or fwmark
+    address: str = ""  # the VIP ("" for a fwmark service)
+    port: int = 0
+    fwmark: int = 0
+    scheduler: str = "wlc"
+    persistence: int = 0  # seconds; 0: none
+    netmask: int = 32  # persistence granularity (prefix length)
+    flags: tuple[str, ...] = ()  # sorted names, hpc_schema.IPVS_FLAGS
+
+    def key(self) -> str:
+        if self.protocol == "fwmark":
+            return f"fwmark {self.fwmark}"
+        return f"{self.protocol} {self.address}:{self.port}"
+
+    def text(self) -> str:
+        """The service as ``ipvsadm -S -n`` writes it."""
+        where = str(self.fwmark) if self.protocol == "fwmark" else f"{self.address}:{self.port}"
+        words = [f"-A {_PROTO_OPT[self.protocol]} {where} -s {self.scheduler}"]
+        sched_flags = [f for f in self.flags if f != "ops"]
+        if sched_flags:
+            words.append(f"-b {','.join(sched_flags)}")
+        if "ops" in self.flags:
+            words.append("-o")  # one-packet scheduling is an option of its own in ipvsadm
+        if self.persistence:
+            words.append(f"-p {self.persistence}")
+            if self.netmask != 32:
+                words.append(f"-M {prefix_to_netmask(self.netmask)}")
+        return " ".join(words)
+
+    def as_data(self) -> str:
+        return self.text()
+
+
+@dataclass(frozen=True)
+class RealServer:
+    service: str  # Service.key()
+    address: str
+    port: int  # 0 for a fwmark service's real server: the packet's own port
+    forward: str = "dr"  # nat, dr or tun
+    weight: int = 1
+
+    def key(self) -> str:
+        return f"{self.service} -> {self.address}:{self.port}"
+
+    def text(self) -> str:
+        proto, _, where = self.service.partition(" ")
+        return (f"-a {_PROTO_OPT[proto]} {where} -r {self.address}:{self.port} "
+                f"{_FORWARD_OPT[self.forward]} -w {self.weight}")
+
+    def as_data(self) -> str:
+        return self.text()
+
+
+@dataclass(frozen=True)
+class Conns:
+    """A real server's connection counters, as the kernel reports them (never part of a plan)."""
+
+    active: int = 0
+    inactive: int = 0
+    persistent: int = 0
+
+
+@dataclass(frozen=True)
+class Table:
+    services: tuple[Service, ...] = ()
+    reals: tuple[RealServer, ...] = ()
+    conns: Mapping[str, Conns] = field(default_factory=dict, compare=False)  # RealServer.key() -> counters
+
+    def __post_init__(self) -> None:
+        # The kernel dumps in hash order: a table is the same whatever order it was read in.
+        object.__setattr__(self, "services", tuple(sorted(self.services, key=Service.key)))
+        object.__setattr__(self, "reals", tuple(sorted(self.reals, key=RealServer.key)))
+
+    def service(self, key: str) -> Service | None:
+        return next((s for s in self.services if s.key() == key), None)
+
+    def reals_of(self, key: str) -> list[RealServer]:
+        return [r for r in self.reals if r.service == key]
+
+    def text(self) -> str:
+        """The table as ``ipvsadm -S -n`` writes it: each service, then its real servers."""
+        lines = []
+        for svc in self.services:
+            lines.append(svc.text())
+            lines += [r.text() for r in self.reals_of(svc.key())]
+        return "\n".join(lines)
+
+    def only(self, keys: Iterable[str]) -> Table:
+        """The part of the table made of these services (and their real servers)."""
+        keep = set(keys)
+        return Table(tuple(s for s in self.services if s.key() in keep),
+                     tuple(r for r in self.reals if r.service in keep),
+                     {k: c for k, c in self.conns.items() if k.split(" -> ")[0] in keep})
+
+
+def prefix_to_netmask(prefix: int) -> str:
+    value = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
+    return ".".join(str((value >> s) & 0xFF) for s in (24, 16, 8, 0))
+
+
+# ---------------------------------------------------------------- desired state from the pillar
+
+
+def is_director(host: str, lvs: Lvs) -> bool:
+    return bool(lvs.directors) and host in expand(lvs.directors)
+
+
+def service_of(svc: LvsService) -> Service:
+    if svc.protocol == "fwmark":
+        return Service("fwmark", fwmark=svc.fwmark or 0, scheduler=svc.scheduler, persistence=svc.persistence,
+                       netmask=svc.persistence_netmask, flags=tuple(sorted(svc.flags)))
+    return Service(svc.protocol, svc.vip, svc.port, scheduler=svc.scheduler, persistence=svc.persistence,
+                   netmask=svc.persistence_netmask, flags=tuple(sorted(svc.flags)))
+
+
+def desired(lvs: Lvs, inventory: Mapping[str, Host], weights: Mapping[str, int] | None = None) -> Table:
+    """Every pillar service with its real servers. ``weights``: host -> the weight it has now
+    (drained, dead, or reweighted by load), in place of the pillar's in every service."""
+    weights = weights or {}
+    services, reals = [], []
+    for svc in lvs.services:
+        service = service_of(svc)
+        services.append(service)
+        for real in svc.real_servers:
+            address = inventory[real.host].interfaces[svc.reals_on].ip
+            port = real.port or (0 if svc.protocol == "fwmark" else svc.port)
+            reals.append(RealServer(service.key(), address, port, svc.forward, weights.get(real.host, real.weight)))
+    return Table(tuple(services), tuple(reals))
+
+
+def hosts_by_address(lvs: Lvs, inventory: Mapping[str, Host]) -> dict[str, str]:
+    """Real server address -> its host name, over every service (status and health name hosts)."""
+    return {inventory[r.host].interfaces[svc.reals_on].ip: r.host for svc in lvs.services for r in svc.real_servers}
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def plan(want: Table, have: Table, owned: Iterable[str] = ()) -> list[Change]:
+    """The steps from ``have`` to ``want``: services first (so real servers have one), then real
+    servers added, edited, removed, then services we own and no longer want. ``owned``: keys of
+    services the last apply made (the pillar's services are ours too). A deleted service takes
+    its real servers with it, so they get no steps of their own."""
+    wanted = {s.key(): s for s in want.services}
+    ours = set(wanted) | set(owned)
+    present = {s.key(): s for s in have.services if s.key() in ours}
+    present_reals = {r.key(): r for r in have.reals if r.service in wanted}
+    wanted_reals = {r.key(): r for r in want.reals}
+    steps = [_step(key, present.get(key), svc, "service") for key, svc in wanted.items()]
+    steps += [_step(key, present_reals.get(key), real, "real server") for key, real in wanted_reals.items()]
+    steps += [Change("delete", "real server", key, old=real, summary=real.text())
+              for key, real in present_reals.items() if key not in wanted_reals]
+    steps += [Change("delete", "service", key, old=svc, summary=svc.text())
+              for key, svc in present.items() if key not in wanted]
+    return [s for s in steps if s is not None]
+
+
+def _step(key: str, old: Service | RealServer | None, new: Service | RealServer, kind: str) -> Change | None:
+    if old == new:
+        return None
+    return Change("add" if old is None else "update", kind, key, old=old, new=new, summary=new.text())
+
+
+# ---------------------------------------------------------------- ipvsadm's save format
+
+
+_OPT_PROTO = {v: k for k, v in _PROTO_OPT.items()}
+_OPT_FORWARD = {v: k for k, v in _FORWARD_OPT.items()}
+
+
+def netmask_to_prefix(netmask: str) -> int:
+    value = int.from_bytes(bytes(int(p) for p in netmask.split(".")), "big")
+    return bin(value).count("1")
+
+
+def _split_where(protocol: str, where: str) -> dict:
+    if protocol == "fwmark":
+        return {"fwmark": int(where)}
+    address, _, port = where.rpartition(":")
+    return {"address": address, "port": int(port)}
+
+
+_NO_ARGUMENT = {"-A", "-a", "-g", "-m", "-i", "-o"}
+
+
+def _options(line: str) -> dict[str, str]:
+    """``-A -t 10.0.0.1:22 -s wlc -p 600`` -> {"-A": "", "-t": "10.0.0.1:22", "-s": "wlc", "-p": "600"}."""
+    words, out, i = line.split(), {}, 0
+    while i < len(words):
+        word = words[i]
+        if not word.startswith("-"):
+            raise ValueError(f"not an ipvsadm -S line: {line!r}")
+        if word in _NO_ARGUMENT:
+            out[word], i = "", i + 1
+        elif i + 1 < len(words):
+            out[word], i = words[i + 1], i + 2
+        else:
+            raise ValueError(f"{word} needs a value: {line!r}")
+    return out
+
+
+def _flags(opts: dict[str, str]) -> tuple[str, ...]:
+    names = opts["-b"].split(",") if "-b" in opts else []
+    return tuple(sorted(names + (["ops"] if "-o" in opts else [])))
+
+
+def parse_rules(text: str) -> Table:
+    """A table from ``ipvsadm -S -n`` output (or the same lines written by hand): the plan cases'
+    notation, and a check of our text against real ipvsadm. Raises ValueError on a line it
+    does not understand."""
+    services: list[Service] = []
+    reals: list[RealServer] = []
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        opts = _options(line)
+        proto_opt = next((o for o in opts if o in _OPT_PROTO), None)
+        if proto_opt is None or ("-A" in opts) == ("-a" in opts):
+            raise ValueError(f"not an ipvsadm -S line: {line!r}")
+        protocol = _OPT_PROTO[proto_opt]
+        where = _split_where(protocol, opts[proto_opt])
+        if "-A" in opts:
+            services.append(Service(protocol, **where, scheduler=opts.get("-s", "wlc"),
+                                    persistence=int(opts.get("-p", 0)),
+                                    netmask=netmask_to_prefix(opts["-M"]) if "-M" in opts else 32,
+                                    flags=_flags(opts)))
+        else:
+            address, _, port = opts["-r"].rpartition(":")
+            forward = next((f for o, f in _OPT_FORWARD.items() if o in opts), "dr")
+            reals.append(RealServer(Service(protocol, **where).key(), address or opts["-r"], int(port or 0),
+                                    forward, int(opts.get("-w", 1))))
+    return Table(tuple(services), tuple(reals))

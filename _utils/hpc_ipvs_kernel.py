@@ -1,0 +1,241 @@
+"""The kernel side of IPVS: a small handle over generic netlink, and a fake.
+
+``NetlinkIpvs`` and ``FakeIpvs`` offer the same two operations, ``read`` (the whole table, with
+connection counters) and ``submit`` (steps of a plan, in order, one result each); one test suite
+runs against both (tests/functional/test_ipvs_handle.py; the real one in a director VM, as the
+host kernel here has no IPVS). The messages are built and parsed by pure functions
+(``service_attrs``, ``parse_service``...), tested without a kernel against pyroute2's encoder.
+
+Kernel facts this relies on (net/netfilter/ipvs/ip_vs_ctl.c): a service's persistence timeout is
+used only when its flags carry IP_VS_SVC_F_PERSISTENT (pyroute2 leaves it out); an add or an edit
+needs every setting (scheduler, flags, timeout, netmask; forwarding, weight and both thresholds);
+a missing service answers ESRCH, a missing real server ENOENT, one that exists EEXIST, an unknown
+scheduler ENOENT.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+from collections.abc import Sequence
+from typing import Protocol
+
+import hpc_genl as genl
+from hpc_change import Change
+from hpc_ipvs import Conns, RealServer, Service, Table, prefix_to_netmask
+
+FAMILY = "IPVS"
+CMD_NEW_SERVICE, CMD_SET_SERVICE, CMD_DEL_SERVICE, CMD_GET_SERVICE = 1, 2, 3, 4
+CMD_NEW_DEST, CMD_SET_DEST, CMD_DEL_DEST, CMD_GET_DEST = 5, 6, 7, 8
+ATTR_SERVICE, ATTR_DEST = 1, 2
+SVC_AF, SVC_PROTOCOL, SVC_ADDR, SVC_PORT, SVC_FWMARK, SVC_SCHED, SVC_FLAGS, SVC_TIMEOUT, SVC_NETMASK = range(1, 10)
+(DEST_ADDR, DEST_PORT, DEST_FWD, DEST_WEIGHT, DEST_U_THRESH, DEST_L_THRESH,
+ DEST_ACTIVE, DEST_INACTIVE, DEST_PERSIST) = range(1, 10)
+DEST_ADDR_FAMILY = 11
+IPPROTO = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
+FORWARD = {"nat": 0, "tun": 2, "dr": 3}  # IP_VS_CONN_F_MASQ, _TUNNEL, _DROUTE
+F_PERSISTENT, F_HASHED = 0x1, 0x2
+FLAG_BITS = {"ops": 0x4, "sh-fallback": 0x8, "mh-fallback": 0x8, "sh-port": 0x10, "mh-port": 0x10}
+_FWD_MASK = 0x7
+
+
+class IpvsHandle(Protocol):
+    def read(self) -> Table: ...
+    def submit(self, steps: Sequence[Change]) -> list[OSError | None]: ...
+    def close(self) -> None: ...
+
+
+# ---------------------------------------------------------------- messages (pure)
+
+
+def service_key_attrs(svc: Service) -> bytes:
+    if svc.protocol == "fwmark":
+        return genl.u16(SVC_AF, socket.AF_INET) + genl.u32(SVC_FWMARK, svc.fwmark)
+    return (genl.u16(SVC_AF, socket.AF_INET) + genl.u16(SVC_PROTOCOL, IPPROTO[svc.protocol])
+            + genl.attr(SVC_ADDR, socket.inet_aton(svc.address)) + genl.be16(SVC_PORT, svc.port))
+
+
+def service_flags(svc: Service) -> int:
+    bits = F_PERSISTENT if svc.persistence else 0
+    for name in svc.flags:
+        bits |= FLAG_BITS[name]
+    return bits
+
+
+def service_attrs(svc: Service) -> bytes:
+    """The whole service, as an add or an edit needs it."""
+    return (service_key_attrs(svc) + genl.string(SVC_SCHED, svc.scheduler)
+            + genl.attr(SVC_FLAGS, struct.pack("=II", service_flags(svc), 0xFFFFFFFF))
+            + genl.u32(SVC_TIMEOUT, svc.persistence)
+            + genl.attr(SVC_NETMASK, socket.inet_aton(prefix_to_netmask(svc.netmask))))
+
+
+def dest_attrs(real: RealServer, full: bool = True) -> bytes:
+    out = (genl.attr(DEST_ADDR, socket.inet_aton(real.address)) + genl.be16(DEST_PORT, real.port)
+           + genl.u16(DEST_ADDR_FAMILY, socket.AF_INET))
+    if full:
+        out += (genl.u32(DEST_FWD, FORWARD[real.forward]) + genl.u32(DEST_WEIGHT, real.weight)
+                + genl.u32(DEST_U_THRESH, 0) + genl.u32(DEST_L_THRESH, 0))
+    return out
+
+
+def _flag_names(bits: int, scheduler: str) -> tuple[str, ...]:
+    names = ["ops"] if bits & FLAG_BITS["ops"] else []
+    if scheduler in ("sh", "mh"):
+        names += [f"{scheduler}-{w}" for w in ("fallback", "port") if bits & FLAG_BITS[f"sh-{w}"]]
+    return tuple(sorted(names))
+
+
+def parse_service(attrs: bytes) -> Service | None:
+    """A service from a GET_SERVICE reply's nested attributes; None for one we do not model (IPv6)."""
+    a = genl.parse_attrs(attrs)
+    if genl.get_u16(a[SVC_AF]) != socket.AF_INET:
+        return None
+    flags = struct.unpack("=I", a[SVC_FLAGS][:4])[0] if SVC_FLAGS in a else 0
+    scheduler = a[SVC_SCHED].rstrip(b"\0").decode()
+    persistent = bool(flags & F_PERSISTENT)
+    settings = dict(scheduler=scheduler, persistence=genl.get_u32(a[SVC_TIMEOUT]) if persistent else 0,
+                    netmask=bin(int.from_bytes(a[SVC_NETMASK][:4], "big")).count("1") if persistent else 32,
+                    flags=_flag_names(flags, scheduler))
+    fwmark = genl.get_u32(a[SVC_FWMARK]) if SVC_FWMARK in a else 0
+    if fwmark:
+        return Service("fwmark", fwmark=fwmark, **settings)
+    proto = {v: k for k, v in IPPROTO.items()}.get(genl.get_u16(a[SVC_PROTOCOL]))
+    if proto is None:
+        return None
+    return Service(proto, socket.inet_ntoa(a[SVC_ADDR][:4]), genl.get_be16(a[SVC_PORT]), **settings)
+
+
+def parse_dest(attrs: bytes, service: str) -> tuple[RealServer, Conns]:
+    a = genl.parse_attrs(attrs)
+    forward = {v: k for k, v in FORWARD.items()}.get(genl.get_u32(a[DEST_FWD]) & _FWD_MASK, "local")
+    real = RealServer(service, socket.inet_ntoa(a[DEST_ADDR][:4]), genl.get_be16(a[DEST_PORT]), forward,
+                      genl.get_u32(a[DEST_WEIGHT]))
+    conns = Conns(*(genl.get_u32(a[k]) if k in a else 0 for k in (DEST_ACTIVE, DEST_INACTIVE, DEST_PERSIST)))
+    return real, conns
+
+
+def request(step: Change) -> tuple[int, bytes]:
+    """The (command, payload) that carries out one step of a plan."""
+    target = step.target
+    if isinstance(target, Service):
+        cmd = {"add": CMD_NEW_SERVICE, "update": CMD_SET_SERVICE, "delete": CMD_DEL_SERVICE}[step.op]
+        body = service_key_attrs(target) if step.op == "delete" else service_attrs(target)
+        return cmd, genl.attr(ATTR_SERVICE, body)
+    cmd = {"add": CMD_NEW_DEST, "update": CMD_SET_DEST, "delete": CMD_DEL_DEST}[step.op]
+    service = _service_key(target.service)
+    return cmd, genl.attr(ATTR_SERVICE, service_key_attrs(service)) + genl.attr(
+        ATTR_DEST, dest_attrs(target, full=step.op != "delete"))
+
+
+def _service_key(key: str) -> Service:
+    protocol, _, where = key.partition(" ")
+    if protocol == "fwmark":
+        return Service("fwmark", fwmark=int(where))
+    address, _, port = where.rpartition(":")
+    return Service(protocol, address, int(port))
+
+
+def _refused(step: Change, code: int) -> OSError:
+    return OSError(code, f"{os.strerror(code)}: {step.describe()}")
+
+
+# ---------------------------------------------------------------- the real one
+
+
+class NetlinkIpvs:
+    """IPVS in this process's network namespace, over generic netlink (hpc_genl)."""
+
+    def __init__(self) -> None:
+        self.sock = genl.GenlSocket(FAMILY)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def read(self) -> Table:
+        services, reals, conns = [], [], {}
+        for msg in self.sock.dump(CMD_GET_SERVICE):
+            svc = parse_service(genl.parse_attrs(msg).get(ATTR_SERVICE, b""))
+            if svc is None:
+                continue
+            services.append(svc)
+            for dest in self.sock.dump(CMD_GET_DEST, genl.attr(ATTR_SERVICE, service_key_attrs(svc))):
+                real, counters = parse_dest(genl.parse_attrs(dest)[ATTR_DEST], svc.key())
+                reals.append(real)
+                conns[real.key()] = counters
+        return Table(tuple(services), tuple(reals), conns)
+
+    def submit(self, steps: Sequence[Change]) -> list[OSError | None]:
+        codes = self.sock.batch([request(s) for s in steps])
+        return [_refused(s, c) if c else None for s, c in zip(steps, codes, strict=True)]
+
+
+# ---------------------------------------------------------------- the fake
+
+
+class FakeIpvs:
+    """A dict standing for the kernel's table: the same answers (and errnos) as NetlinkIpvs."""
+
+    SCHEDULERS = ("rr", "wrr", "lc", "wlc", "sh", "mh", "sed", "nq", "fo", "ovf", "lblc", "lblcr", "dh", "twos")
+
+    def __init__(self) -> None:
+        self.services: dict[str, Service] = {}
+        self.reals: dict[str, RealServer] = {}
+        self.conns: dict[str, Conns] = {}
+
+    def close(self) -> None:
+        pass
+
+    def read(self) -> Table:
+        return Table(tuple(self.services.values()), tuple(self.reals.values()),
+                     {k: self.conns.get(k, Conns()) for k in self.reals})
+
+    def submit(self, steps: Sequence[Change]) -> list[OSError | None]:
+        out: list[OSError | None] = []
+        for step in steps:
+            code = self._one(step)
+            out.append(_refused(step, code) if code else None)
+        return out
+
+    def _one(self, step: Change) -> int:
+        target = step.target
+        if isinstance(target, Service):
+            return self._service(step.op, target)
+        return self._real(step.op, target)
+
+    def _service(self, op: str, svc: Service) -> int:
+        key = svc.key()
+        if op == "add" and key in self.services:
+            return errno.EEXIST
+        if op != "add" and key not in self.services:
+            return errno.ESRCH
+        if op != "delete" and svc.scheduler not in self.SCHEDULERS:
+            return errno.ENOENT
+        if op == "delete":
+            del self.services[key]
+            for real in [k for k, r in self.reals.items() if r.service == key]:
+                del self.reals[real]
+        else:
+            self.services[key] = svc
+        return 0
+
+    def _real(self, op: str, real: RealServer) -> int:
+        key = real.key()
+        if real.service not in self.services:
+            return errno.ESRCH
+        if op == "add" and key in self.reals:
+            return errno.EEXIST
+        if op != "add" and key not in self.reals:
+            return errno.ENOENT
+        if op == "delete":
+            del self.reals[key]
+        else:
+            self.reals[key] = real
+        return 0
+
+
+def apply(handle: IpvsHandle, steps: Sequence[Change]) -> list[str]:
+    """Carry out a plan; the steps that failed, in words (the others are done)."""
+    return [str(err) for err in handle.submit(steps) if err is not None]
