@@ -354,7 +354,7 @@ def check_frontend(s: dict, inv: Inventory) -> list[PillarError]:
 def _pool_is_frontends(fe: Any, index: int, svc: Any, inv: Inventory) -> list[PillarError]:
     """The login pool's real servers are frontends: only they get sshd's settings and the shared host
     keys. (A host the inventory lacks is reported as such, once.)"""
-    frontends = set(_expand(fe.hosts)) | ({r.host for r in svc.real_servers} - set(inv or ()))
+    frontends = set(_expand(fe.hosts)) | ({r.host for _, r in items(svc.real_servers)} - set(inv or ()))
     return [PillarError(join_path("lvs.services", index, "real_servers", j, "host"),
                         f"is not one of frontend.hosts ({fe.hosts}), the pool of lvs service {svc.name}", r.host)
             for j, r in items(svc.real_servers) if r.host not in frontends]
