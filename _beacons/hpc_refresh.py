@@ -18,7 +18,9 @@ round is skipped (that one converges anyway).
         - function: policy_routing.reapply
         - every: 60
         - splay: 20
+        - first: 5      # optional: the first run within 5 s of a minion start (default: one period)
 
+A second function gets a second instance: ``hpc_refresh_ipvs: [{beacon_module: hpc_refresh}, ...]``.
 Fires no event; what a run changed or could not do goes to the minion's log (warning).
 """
 
@@ -45,17 +47,19 @@ def validate(config):
     conf = hpc_beacons.merged(config)
     if not isinstance(conf.get("function"), str) or "." not in conf["function"]:
         return False, "hpc_refresh: 'function' must name an execution function (module.function)"
-    for key in ("every", "splay"):
+    for key in ("every", "splay", "first"):
         if not isinstance(conf.get(key, 0), int | float) or conf.get(key, 0) < 0:
             return False, f"hpc_refresh: {key!r} must be a number of seconds >= 0"
     return True, "valid"
 
 
-def due(function: str, now: float, every: float, splay: float, rng: random.Random = random) -> bool:
+def due(function: str, now: float, every: float, splay: float, rng: random.Random = random,
+        first: float | None = None) -> bool:
     """Whether ``function`` runs now; when it does, its next run is set. Never run yet (a minion
-    start, a module reload): the first run is at a random time within one period."""
+    start, a module reload): the first run is at a random time within one period, or within
+    ``first`` seconds (the IPVS table of a director that booted: restored within seconds)."""
     if function not in _NEXT:
-        _NEXT[function] = now + rng.uniform(0, every + splay)
+        _NEXT[function] = now + rng.uniform(0, every + splay if first is None else first)
         return False
     if now < _NEXT[function]:
         return False
@@ -66,7 +70,8 @@ def due(function: str, now: float, every: float, splay: float, rng: random.Rando
 def beacon(config):
     conf = hpc_beacons.merged(config)
     function = conf["function"]
-    if not due(function, time.monotonic(), float(conf.get("every", 60)), float(conf.get("splay", 20))):
+    first = float(conf["first"]) if "first" in conf else None
+    if not due(function, time.monotonic(), float(conf.get("every", 60)), float(conf.get("splay", 20)), first=first):
         return []
     if any(t.name == f"{THREAD}:{function}" and t.is_alive() for t in threading.enumerate()):
         return []  # the last run is still going (a slow NSS lookup): no second one beside it

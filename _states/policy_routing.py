@@ -32,23 +32,8 @@ def applied(name):
           policy_routing.applied:
             - name: policy routing
     """
-    ret = hpc_change.converge(name, "policy routing", _plan, lambda _: __salt__["policy_routing.apply"]()["errors"],
+    apply = lambda: __salt__["policy_routing.apply"]()  # noqa: E731
+    ret = hpc_change.converge(name, "policy routing", _plan, lambda _: apply()["errors"],
                               test=__opts__["test"], errors=(CommandExecutionError,))
-    if not __opts__["test"] and not ret["changes"] and ret["result"] is not False:
-        _record_in_sync(ret)
-    return ret
-
-
-def _record_in_sync(ret):
-    """Nothing to change still makes this pillar the last applied one (hpc_applied): the schedule
-    and the heals converge to it, not to the minion's older in-memory pillar. The apply that
-    records it re-reads the host; if something moved meanwhile, it is applied and said."""
-    try:
-        again = __salt__["policy_routing.apply"]()
-    except CommandExecutionError as exc:
-        ret.update(result=False, comment=f"policy routing: {exc}")
-        return
-    if again["changes"]:
-        ret["changes"] = {"applied": again["changes"]}
-    if again["errors"]:
-        ret.update(result=False, comment="\n".join([ret["comment"], *again["errors"]]))
+    # Nothing to change still makes this pillar the last applied one (hpc_applied).
+    return hpc_change.record_in_sync(ret, "policy routing", apply, __opts__["test"], errors=(CommandExecutionError,))

@@ -145,3 +145,24 @@ def converge(
     done = f"{what}: {len(steps)} change(s) applied" if not failed else f"{what}: applied with errors"
     ret["comment"] = "\n".join([done, *failed, *problems])
     return ret
+
+
+def record_in_sync(ret: dict[str, Any], what: str, apply: Callable[[], Mapping[str, Any]], test: bool,
+                   errors: tuple[type[BaseException], ...] = ()) -> dict[str, Any]:
+    """After ``converge`` found nothing to change (or applied it), run the subsystem's apply once
+    more so that this pillar becomes its last applied one (``hpc_applied``): the periodic
+    re-apply and the heals converge to it, not to an older one. ``apply()`` returns
+    ``{"changes": [...], "errors": [...]}``; it re-reads the host, so whatever moved meanwhile is
+    applied and said. Skipped under ``test`` and after a failed run (nothing to record)."""
+    if test or ret["result"] is not True or ret["changes"]:
+        return ret
+    try:
+        again = apply()
+    except errors as exc:
+        ret.update(result=False, comment=f"{what}: {exc}")
+        return ret
+    if again["changes"]:
+        ret["changes"] = {"applied": list(again["changes"])}
+    if again["errors"]:
+        ret.update(result=False, comment="\n".join([ret["comment"], *again["errors"]]))
+    return ret

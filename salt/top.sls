@@ -5,6 +5,7 @@ base:
     - hpc.validate
     - node
     - keepalived
+    - ipvs
     - frontend
     - diskless
     - natrouter

@@ -26,6 +26,15 @@ def test_first_run_within_one_period_then_every_period_plus_splay():
     assert gaps and all(60 <= g <= 81 for g in gaps) and len(set(gaps)) > 1, gaps  # splayed
 
 
+def test_a_first_run_asked_for_soon_comes_within_it():
+    """A director that booted gets its IPVS table back within seconds, not within a period."""
+    for seed in range(20):
+        refresh._NEXT.clear()
+        rng = random.Random(seed)
+        ran = [t for t in range(0, 100) if refresh.due("ipvs.reapply", t, 60, 20, rng, first=5)]
+        assert ran[0] <= 5 and all(b - a >= 60 for a, b in zip(ran, ran[1:], strict=False)), ran
+
+
 def test_minions_started_together_spread_out():
     firsts = {runs(range(0, 200), seed=seed)[0] for seed in range(20)}
     assert len(firsts) > 10

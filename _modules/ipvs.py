@@ -1,0 +1,234 @@
+"""The IPVS table of an LVS director (seeds 000 and 001): the pillar's virtual services and their
+real servers, in the kernel through generic netlink (``hpc_ipvs_kernel``), planned by the pure
+planner ``hpc_ipvs``. Only services we own are touched: the pillar's, and those an earlier apply
+made (recorded by ``hpc_applied``); a service made by hand on another VIP stays as it is.
+
+keepalived holds the VIP (VRRP only); this module owns every IPVS entry. On a host that is not
+a director and never was, nothing here opens an IPVS socket.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from salt.exceptions import CommandExecutionError
+
+from hpc_synced import hpc_applied, hpc_context, hpc_ipvs, hpc_ipvs_kernel
+
+__virtualname__ = "ipvs"
+LOCK = "/run/hpcnet-ipvs.lock"  # every apply of the IPVS table on a director holds it
+SUBSYSTEM = hpc_ipvs.SUBSYSTEM
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def _ctx():
+    return hpc_context.load(__context__, __pillar__, __opts__, CommandExecutionError)
+
+
+def _pillar_spec():
+    """(spec, pillar digest): this host's table as the pillar says (empty off the directors)."""
+    ctx = _ctx()
+    lvs = ctx.sections["lvs"]
+    if not ctx.member["director"]:
+        return {"director": False, "table": "", "hosts": {}}, ctx.digest
+    table = hpc_ipvs.desired(lvs, ctx.inventory)
+    return {"director": True, "table": table.text(), "hosts": hpc_ipvs.hosts_by_address(lvs, ctx.inventory)}, \
+        ctx.digest
+
+
+def _record():
+    return hpc_applied.load(__opts__["cachedir"], SUBSYSTEM) or {}
+
+
+def _handle():
+    try:
+        return hpc_ipvs_kernel.NetlinkIpvs()
+    except OSError as exc:
+        raise CommandExecutionError(f"IPVS: {exc}") from None
+
+
+def _load_modules(table):
+    """IPVS and the table's schedulers loaded (modprobe, where /sys/module lacks them). Here, not
+    in cmd.run states: a state's first ``unless`` costs 1.5 s on a lab host and 29 s in a TCG
+    director (Salt 3008.3, measured), and the kernel would load a scheduler itself only where
+    its own modprobe works."""
+    for module in ["ip_vs"] + [f"ip_vs_{svc.scheduler}" for svc in table.services]:
+        if os.path.isdir(f"/sys/module/{module}"):
+            continue
+        out = __salt__["cmd.run_all"](["modprobe", module], python_shell=False, ignore_retcode=True)
+        if out["retcode"] != 0:
+            raise CommandExecutionError(f"IPVS: modprobe {module} failed: {out['stderr'].strip()}")
+
+
+def _apply_spec(spec, digest, test, source, also_owned=()):
+    """Plan the spec's table against the kernel, apply it unless ``test``, read back, record.
+    Ours: the spec's services, those recorded, and ``also_owned``."""
+    want = hpc_ipvs.parse_rules(spec["table"])
+    owned = set(_record().get("owned", [])) | set(also_owned)
+    if not want.services and not owned:
+        return {"changes": [], "errors": [], "applied": False}  # never a director: no IPVS socket
+    if want.services and not test:
+        _load_modules(want)
+    handle = _handle()
+    try:
+        steps = hpc_ipvs.plan(want, handle.read(), owned)
+        errors = []
+        if steps and not test:
+            errors = hpc_ipvs_kernel.apply(handle, steps)
+            have = handle.read()
+            errors += [f"still differs after applying: {c.describe()}" for c in hpc_ipvs.plan(want, have, owned)]
+            # A service we could not delete is still ours: the next apply tries again.
+            owned &= {s.key() for s in have.services}
+    finally:
+        handle.close()
+    if not test:
+        hpc_applied.save(__opts__["cachedir"], SUBSYSTEM, {
+            "spec": spec, "owned": sorted(owned | {s.key() for s in want.services}),
+            "pillar_digest": digest, "source": source, "applied_at": time.time()})
+    return {"changes": [c.describe() for c in steps], "errors": errors, "applied": bool(steps) and not test}
+
+
+def is_director():
+    """
+    True when this host is one of ``lvs.directors`` in a valid pillar.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt '*' ipvs.is_director
+    """
+    return bool(_ctx().member["director"])
+
+
+def scheduler_modules():
+    """
+    The kernel modules of the schedulers this director's services use (``ip_vs_wlc``...), in
+    pillar order; empty off the directors.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lablvs*' ipvs.scheduler_modules
+    """
+    ctx = _ctx()
+    if not ctx.member["director"]:
+        return []
+    return list(dict.fromkeys(f"ip_vs_{svc.scheduler}" for svc in ctx.sections["lvs"].services))
+
+
+def plan():
+    """
+    What applying the pillar would change in this director's IPVS table, step by step
+    (``{"changes": [...]}``, each ``add|update|delete service|real server ...`` in ipvsadm's
+    words). Settings changes are in-place edits; only services we own are ever deleted.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lablvs*' ipvs.plan
+    """
+    result = _apply_spec(_pillar_spec()[0], None, test=True, source="plan")
+    return {"changes": result["changes"]}
+
+
+def apply(test=False):
+    """
+    Bring this director's IPVS table to what the pillar says: services added or edited in place,
+    real servers added, edited (weight, forwarding) or removed, services the pillar dropped
+    removed; services we do not own left alone. Read back after applying: anything still
+    different is an error. A real run records what it applied (``last_applied``): the periodic
+    re-apply and a restart restore that.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lablvs*' ipvs.apply
+        salt 'lablvs*' ipvs.apply test=True
+    """
+    with hpc_applied.exclusive(LOCK):
+        spec, digest = _pillar_spec()
+        return _apply_spec(spec, digest, test, source="pillar")
+
+
+def reapply(test=False, wait=True):
+    """
+    Apply again what the last apply from the pillar recorded (``last_applied``): what the
+    hpc_refresh beacon runs every minute and within seconds of a minion start, so a director
+    that rebooted (an empty IPVS table) or a table flushed by hand (``ipvsadm -C``) is
+    restored without a highstate. With no record yet, nothing is done. ``wait=False``: when
+    another apply holds the lock, return at once (``skipped``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lablvs*' ipvs.reapply
+    """
+    with hpc_applied.exclusive(LOCK, wait=wait) as held:
+        if held is None:
+            return {"changes": [], "errors": [], "applied": False, "skipped": "another apply holds the lock"}
+        record = _record()
+        if not record:
+            return {"changes": [], "errors": [], "applied": False}
+        return _apply_spec(record["spec"], record.get("pillar_digest"), test, source="record")
+
+
+def clean(test=False):
+    """
+    Remove every service we own (the pillar's and those recorded), with their real servers;
+    nothing else in the table is touched. Recorded, so no re-apply puts them back.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lablvs*' ipvs.clean
+    """
+    with hpc_applied.exclusive(LOCK):
+        spec, digest = _pillar_spec()
+        pillars = [svc.key() for svc in hpc_ipvs.parse_rules(spec["table"]).services]
+        return _apply_spec({"director": spec["director"], "table": "", "hosts": {}}, digest, test, source="clean",
+                           also_owned=pillars)
+
+
+def last_applied():
+    """
+    What this director's IPVS table last applied (the table in ipvsadm's words, the services we
+    own, the pillar's digest, when). Empty when nothing was applied yet.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lablvs*' ipvs.last_applied
+    """
+    return _record()
+
+
+def table():
+    """
+    This director's whole IPVS table as ``ipvsadm -S -n`` writes it (ours and anyone's), and
+    each real server's connection counters.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lablvs*' ipvs.table
+    """
+    handle = _handle()
+    try:
+        have = handle.read()
+    finally:
+        handle.close()
+    return {"rules": have.text(),
+            "connections": {key: {"active": c.active, "inactive": c.inactive, "persistent": c.persistent}
+                            for key, c in have.conns.items()}}

@@ -1,0 +1,48 @@
+"""The IPVS table of a director, in the one shape of every state (``hpc_change.converge``)."""
+
+from __future__ import annotations
+
+from salt.exceptions import CommandExecutionError
+
+from hpc_synced import hpc_change
+
+__virtualname__ = "ipvs"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def table_applied(name):
+    """
+    The director's IPVS table holds the pillar's services and real servers (``lvs.services``):
+    settings edited in place, never deleted and re-added; services we do not own untouched.
+    ``test=True`` lists the exact steps. On a host that is not a director, nothing to do.
+
+    .. code-block:: yaml
+
+        ipvs-config-ipvs-table_applied:
+          ipvs.table_applied:
+            - name: lvs services
+    """
+    test = __opts__["test"]
+    apply = lambda: __salt__["ipvs.apply"]()  # noqa: E731
+    ret = hpc_change.converge(name, "IPVS table", lambda: __salt__["ipvs.plan"]()["changes"],
+                              lambda _: apply()["errors"], test=test, errors=(CommandExecutionError,))
+    # Nothing to change still makes this pillar the last applied one: what a restart restores.
+    return hpc_change.record_in_sync(ret, "IPVS table", apply, test, errors=(CommandExecutionError,))
+
+
+def table_absent(name):
+    """
+    Every IPVS service we own is gone (with its real servers); nothing else in the table changes.
+
+    .. code-block:: yaml
+
+        ipvs-clean-ipvs-table_absent:
+          ipvs.table_absent:
+            - name: lvs services
+    """
+    return hpc_change.converge(name, "IPVS table", lambda: __salt__["ipvs.clean"](test=True)["changes"],
+                               lambda _: __salt__["ipvs.clean"]()["errors"], test=__opts__["test"],
+                               errors=(CommandExecutionError,))

@@ -1,0 +1,18 @@
+{#- Removes what this formula made and nothing else: the refresh beacon first (or it would put the
+    table back), then every IPVS service we own (services made by hand stay), then our
+    modules-load file (loaded modules are left loaded). Works whatever the pillar says. #}
+{%- from tpldir ~ "/map.jinja" import ipvs with context %}
+ipvs-clean-beacon-absent-refresh:
+  beacon.absent:
+    - name: hpc_refresh_ipvs
+    - save: True
+
+ipvs-clean-ipvs-table_absent:
+  ipvs.table_absent:
+    - name: {{ ipvs.table }}
+    - require:
+      - beacon: ipvs-clean-beacon-absent-refresh
+
+ipvs-clean-file-absent-modules_conf:
+  file.absent:
+    - name: {{ ipvs.modules_file }}

@@ -1,0 +1,24 @@
+{%- from tpldir ~ "/map.jinja" import ipvs, director with context %}
+{%- if director %}
+include:
+  - ipvs.package
+
+{#- IPVS and the pillar's schedulers load at boot. ipvs.table_applied loads them now if they are
+    not (a modprobe in the module: a cmd.run state's `unless` costs 29 s in a TCG director). #}
+ipvs-config-file-modules_conf:
+  file.managed:
+    - name: {{ ipvs.modules_file }}
+    - contents: |
+        # Managed by Salt (hpcnet ipvs): IPVS and the schedulers the pillar's services use.
+        {%- for module in [ipvs.module] + salt['ipvs.scheduler_modules']() %}
+        {{ module }}
+        {%- endfor %}
+    - mode: '0644'
+
+{#- The pillar's services only: edited in place, never flushed; other services stay. #}
+ipvs-config-ipvs-table_applied:
+  ipvs.table_applied:
+    - name: {{ ipvs.table }}
+    - require:
+      - file: ipvs-config-file-modules_conf
+{%- endif %}
