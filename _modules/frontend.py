@@ -1,10 +1,16 @@
-"""Login frontends (seeds 000, 001): sshd keepalive settings for this host, from the pillar."""
+"""Login frontends (seeds 000, 001): sshd keepalive settings for this host, from the pillar, and
+in direct routing the VIP on lo with the ARP settings that keep it there (``hpc_frontend``)."""
 
 from __future__ import annotations
 
+import time
+
 from salt.exceptions import CommandExecutionError
 
-from hpc_synced import hpc_context
+from hpc_synced import hpc_applied, hpc_context, hpc_frontend
+
+LOCK = "/run/hpcnet-frontend.lock"
+SUBSYSTEM = "frontend_dr"  # its hpc_applied record: the VIPs last applied on lo
 
 __virtualname__ = "frontend"
 
@@ -49,3 +55,114 @@ def sshd_config():
             f"ClientAliveInterval {fe.client_alive_interval}\n"
             f"ClientAliveCountMax {fe.client_alive_count_max}\n"
             "TCPKeepAlive yes\n")
+
+
+def arp_sysctls():
+    """
+    The ARP sysctls of a direct-routing real server: ``arp_ignore=1`` and ``arp_announce=2`` on
+    each interface the directors reach it by (seed 001). Empty when it serves no DR service.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labfe*' frontend.arp_sysctls
+    """
+    ctx = _ctx()
+    return hpc_frontend.arp_sysctls(ctx.host, ctx.sections["lvs"])
+
+
+def _lo_vips():
+    out = __salt__["cmd.run_all"](["ip", "-j", "addr", "show", "dev", "lo"], python_shell=False)
+    if out["retcode"] != 0:
+        raise CommandExecutionError(f"ip addr show dev lo: {out['stderr'].strip()}")
+    return hpc_frontend.parse_lo(out["stdout"])
+
+
+def _apply_vips(vips, test, source):
+    steps = hpc_frontend.plan(vips, _lo_vips())
+    errors = []
+    if steps and not test:
+        for step in steps:
+            out = __salt__["cmd.run_all"](hpc_frontend.ip_argv(step), python_shell=False, ignore_retcode=True)
+            if out["retcode"] != 0:
+                errors.append(f"{step.describe()}: {out['stderr'].strip()}")
+        errors += [f"still differs after applying: {c.describe()}" for c in hpc_frontend.plan(vips, _lo_vips())]
+    if not test:
+        hpc_applied.save(__opts__["cachedir"], SUBSYSTEM, {"vips": list(vips), "source": source,
+                                                            "applied_at": time.time()})
+    return {"changes": [c.describe() for c in steps], "errors": errors, "applied": bool(steps) and not test}
+
+
+def dr_vips():
+    """
+    The VIPs this host holds on lo as a direct-routing real server (``a.b.c.d/32``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labfe*' frontend.dr_vips
+    """
+    return list(_ctx().member["dr_vips"])
+
+
+def dr_plan():
+    """
+    What applying the pillar would change among our VIPs on lo (labelled ``lo:hpcvip``).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labfe*' frontend.dr_plan
+    """
+    return {"changes": [c.describe() for c in hpc_frontend.plan(dr_vips(), _lo_vips())]}
+
+
+def dr_apply(test=False):
+    """
+    Put the pillar's DR VIPs on lo (label ``lo:hpcvip``) and remove ours it no longer lists;
+    other addresses on lo stay. Recorded: ``dr_reapply`` (at minion start and every minute)
+    restores it after a reboot.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labfe*' frontend.dr_apply
+    """
+    with hpc_applied.exclusive(LOCK):
+        return _apply_vips(dr_vips(), test, source="pillar")
+
+
+def dr_reapply(test=False, wait=True):
+    """
+    Apply again the VIPs the last ``dr_apply`` recorded (a reboot empties lo); nothing without
+    a record. ``wait=False``: skip when another apply holds the lock.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labfe*' frontend.dr_reapply
+    """
+    with hpc_applied.exclusive(LOCK, wait=wait) as held:
+        record = hpc_applied.load(__opts__["cachedir"], SUBSYSTEM) if held is not None else None
+        if not record:
+            return {"changes": [], "errors": [], "applied": False}
+        return _apply_vips(record["vips"], test, source="record")
+
+
+def dr_clean(test=False):
+    """
+    Remove every VIP of ours from lo (label ``lo:hpcvip``); other addresses stay. Recorded.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labfe*' frontend.dr_clean
+    """
+    with hpc_applied.exclusive(LOCK):
+        return _apply_vips([], test, source="clean")

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import hpc_frontend
 import hpc_keepalived
 import hpc_natrouter
 import hpc_routing
@@ -114,6 +115,7 @@ def memberships(minion: str, sections: dict[str, Any]) -> dict[str, Any]:
         "keepalived": [i.name for i in hpc_keepalived.instances_of(minion, sections["keepalived"])],
         "director": bool(lvs.directors) and minion in expand(lvs.directors),
         "frontend": fe is not None and minion in expand(fe.hosts),
+        "dr_vips": hpc_frontend.dr_vips(minion, lvs),  # a direct-routing real server holds these on lo
         "boot_server": dl.server == minion,
         "natrouter": hpc_natrouter.is_router(minion, sections.get("natrouter")),
         "policy_routing": routed,

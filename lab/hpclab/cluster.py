@@ -525,6 +525,30 @@ def _add_accounts(lab: Lab, node: Node) -> None:
         _check(lab, node.name, command.split())
 
 
+# Logins through the SSH VIP (issue 11): a real user on every frontend whose key the client holds.
+# Each frontend gets host keys of its own first (the lab's hosts would otherwise share this
+# machine's /etc/ssh), so a test shows that the frontend states made them identical.
+LOGIN_USER = "hpclogin"
+LOGIN_KEY = "/root/.ssh/hpclab_login"  # in the client host
+
+
+def _setup_logins(lab: Lab) -> None:
+    key = lab.run.dir / "login_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{lab.prefix}-login", "-f", str(key)],
+                   check=True, capture_output=True)
+    public = key.with_suffix(".pub").read_text()
+    home = f"/home/{LOGIN_USER}"
+    for node in lab.topo.nodes.values():
+        if node.role == "fe":
+            _check(lab, node.name, ["sh", "-c", "rm -f /etc/ssh/ssh_host_* && ssh-keygen -A -q"])
+            _check(lab, node.name, ["useradd", "-m", "-u", "3100", "-s", "/bin/sh", LOGIN_USER])
+            _check(lab, node.name, ["sh", "-c", f"mkdir -p {home}/.ssh && cat > {home}/.ssh/authorized_keys && "
+                                    f"chown -R {LOGIN_USER} {home}/.ssh && chmod 700 {home}/.ssh"], stdin=public)
+        elif node.role == "client":
+            _check(lab, node.name, ["sh", "-c", f"mkdir -p -m 700 /root/.ssh && umask 077 && cat > {LOGIN_KEY}"],
+                   stdin=key.read_text())
+
+
 def _start_vm(lab: Lab, node: Node, bridges: dict[str, str], index: int, kernel: labvm.KernelImage) -> labvm.Vm:
     nics = []
     for k, iface in enumerate(node.ifaces):
@@ -535,8 +559,8 @@ def _start_vm(lab: Lab, node: Node, bridges: dict[str, str], index: int, kernel:
                           memory_mb=VM_MEMORY_MB, kernel=kernel)
 
 
-def _check(lab: Lab, name: str, argv: list[str]) -> str:
-    rc, out, err = lab.exec(name, argv, timeout=60)
+def _check(lab: Lab, name: str, argv: list[str], stdin: str | None = None) -> str:
+    rc, out, err = lab.exec(name, argv, timeout=60, stdin=stdin)
     if rc != 0:
         raise RuntimeError(f"{name}: {' '.join(argv)}: rc {rc}: {err.strip()}")
     return out
@@ -592,6 +616,8 @@ def up(prefix: str | None = None, progress: Progress = print, minion_timeout: fl
             if node.role == "cn":
                 _add_accounts(lab, node)
         step("compute nodes: users aliprod, alise, rgrosso, alicepri, alicesup, bob; group alice")
+        _setup_logins(lab)
+        step(f"frontends: user {LOGIN_USER}, host keys of their own; the client holds the login key")
         for node in topo.nodes.values():
             if node.role == "fw":
                 _setup_firewall(lab, node)

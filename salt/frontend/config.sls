@@ -1,4 +1,4 @@
-{%- from tpldir ~ "/map.jinja" import frontend, enabled with context %}
+{%- from tpldir ~ "/map.jinja" import frontend, enabled, dr_vips with context %}
 {%- if enabled %}
 include:
   - frontend.package
@@ -18,4 +18,38 @@ frontend-config-cmd-sshd_test:
     - name: mkdir -p /run/sshd && sshd -t
     - onchanges:
       - file: frontend-config-file-sshd_dropin
+{%- endif %}
+
+{%- if dr_vips %}
+{%- set arp = salt['frontend.arp_sysctls']() %}
+
+{#- Direct routing (seed 001): the ARP settings first, then the VIP on lo; in the other order the
+    frontend could answer ARP for the VIP for a moment and take clients off the director. #}
+frontend-config-file-sysctl_conf:
+  file.managed:
+    - name: {{ frontend.sysctl_file }}
+    - contents: |
+        # Managed by Salt (hpcnet frontend): a direct-routing real server never answers ARP for its VIPs.
+        {%- for key, value in arp.items() %}
+        {{ key }} = {{ value }}
+        {%- endfor %}
+    - mode: '0644'
+
+{%- for key, value in arp.items() %}
+frontend-config-sysctl-present-{{ key }}:
+  sysctl.present:
+    - name: {{ key }}
+    - value: {{ value }}
+    - config: {{ frontend.sysctl_file }}
+    - require:
+      - file: frontend-config-file-sysctl_conf
+{%- endfor %}
+
+frontend-config-frontend-dr_vips_applied:
+  frontend.dr_vips_applied:
+    - name: lo
+    - require:
+{%- for key in arp %}
+      - sysctl: frontend-config-sysctl-present-{{ key }}
+{%- endfor %}
 {%- endif %}

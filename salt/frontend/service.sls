@@ -1,4 +1,4 @@
-{%- from tpldir ~ "/map.jinja" import frontend, enabled with context %}
+{%- from tpldir ~ "/map.jinja" import frontend, enabled, dr_vips with context %}
 {%- if enabled %}
 include:
   - frontend.config
@@ -20,4 +20,25 @@ frontend-service-service-running:
       - cmd: frontend-config-cmd-sshd_test
     - watch:
       - file: frontend-config-file-sshd_dropin
+{%- endif %}
+
+{%- if dr_vips %}
+{%- if not enabled %}
+include:
+  - frontend.config
+{%- endif %}
+
+{#- A reboot empties lo: the recorded VIPs come back within seconds of a minion start, and every
+    minute after (hpc_refresh, inside the minion: no forked job). #}
+frontend-service-beacon-present-refresh:
+  beacon.present:
+    - name: hpc_refresh_frontend
+    - save: True
+    - beacon_module: hpc_refresh
+    - function: frontend.dr_reapply
+    - every: {{ frontend.refresh.every }}
+    - splay: {{ frontend.refresh.splay }}
+    - first: {{ frontend.refresh.first }}
+    - require:
+      - frontend: frontend-config-frontend-dr_vips_applied
 {%- endif %}

@@ -14,6 +14,7 @@ import yaml
 from testlib import example_pillar, mutate
 
 import hpc_change
+import hpc_frontend
 import hpc_ipvs
 import hpc_marking
 import hpc_natrouter
@@ -60,12 +61,17 @@ def marking_actual(recording: str | None) -> hpc_marking.Marking | None:
     return hpc_marking.parse((DATA / recording).read_text()) if recording else None
 
 
+def lo_actual(recording: str) -> list[str]:
+    return hpc_frontend.parse_lo((DATA / "frontend" / recording).read_text())
+
+
 # subsystem -> (desired from data, actual from data, planner)
 PLANNERS = {
     "policy_routing": (routing_state, routing_state, hpc_routing.plan),
     "natrouter": (nat_desired, nat_actual, hpc_natrouter.plan),
     "marking": (marking_desired, marking_actual, hpc_marking.plan),
     "ipvs": (hpc_ipvs.parse_rules, hpc_ipvs.parse_rules, hpc_ipvs.plan),  # tables in ipvsadm -S -n lines
+    "frontend": (lambda vips: vips or [], lo_actual, hpc_frontend.plan),  # VIPs on lo (direct routing)
 }
 CASES = sorted(PLANS.glob("*/*.yaml"))
 

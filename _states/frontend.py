@@ -1,0 +1,43 @@
+"""A direct-routing frontend's VIPs on lo, in the one shape of every state (``hpc_change.converge``)."""
+
+from __future__ import annotations
+
+from salt.exceptions import CommandExecutionError
+
+from hpc_synced import hpc_change
+
+__virtualname__ = "frontend"
+
+
+def dr_vips_applied(name):
+    """
+    The VIPs of the direct-routing services this host serves are on lo (label ``lo:hpcvip``);
+    ours it no longer serves are removed; other addresses on lo stay. Apply the ARP sysctls
+    first (``frontend.arp_sysctls``), or the frontend answers ARP for the VIP.
+
+    .. code-block:: yaml
+
+        frontend-config-frontend-dr_vips_applied:
+          frontend.dr_vips_applied:
+            - name: lo
+    """
+    test = __opts__["test"]
+    apply = lambda: __salt__["frontend.dr_apply"]()  # noqa: E731
+    ret = hpc_change.converge(name, "VIPs on lo", lambda: __salt__["frontend.dr_plan"]()["changes"],
+                              lambda _: apply()["errors"], test=test, errors=(CommandExecutionError,))
+    return hpc_change.record_in_sync(ret, "VIPs on lo", apply, test, errors=(CommandExecutionError,))
+
+
+def dr_vips_absent(name):
+    """
+    None of our VIPs is left on lo (other addresses stay); recorded, so no re-apply puts one back.
+
+    .. code-block:: yaml
+
+        frontend-clean-frontend-dr_vips_absent:
+          frontend.dr_vips_absent:
+            - name: lo
+    """
+    return hpc_change.converge(name, "VIPs on lo", lambda: __salt__["frontend.dr_clean"](test=True)["changes"],
+                               lambda _: __salt__["frontend.dr_clean"]()["errors"], test=__opts__["test"],
+                               errors=(CommandExecutionError,))

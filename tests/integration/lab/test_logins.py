@@ -1,0 +1,74 @@
+"""Real SSH logins through the VIP (issue 11, point 6), direct routing as in seed 001: the client's
+``ssh`` reaches the VIP held by the master director (keepalived), IPVS hands it to a frontend,
+which holds the VIP on lo and answers the client directly.
+
+Each login is a real OpenSSH login with a key, by the lab's login user; the frontend's hostname
+says where it landed. Distinct source addresses of the client are distinct clients for IPVS.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from hpclab import cluster, logins
+from hpclab import salt as labsalt
+
+FRONTENDS = ("labfe1", "labfe2", "labfe3")
+DIRECTORS = "lablvs*"
+
+
+@pytest.fixture(scope="module")
+def pool(lab, converged):
+    return lab
+
+
+def test_thirty_clients_spread_over_equal_weights(pool):
+    """The example pillar (wlc, weights 1/1/1): 30 logins from 30 addresses, about 10 per frontend.
+    wlc evens out each frontend's connections, the inactive ones of earlier logins included (IPVS
+    keeps a closed one for 2 minutes), so a frontend that served other tests' logins gets fewer."""
+    with logins.sources(pool, "10.12.0.130", 30) as sources:
+        landed = logins.spread(pool, sources)
+    assert set(landed) == set(FRONTENDS), landed
+    assert all(n >= 7 for n in landed.values()), landed
+
+
+def test_one_clients_logins_stay_on_one_frontend(pool):
+    """Persistence (600 s in the pillar): successive logins of one client land on one frontend."""
+    with logins.sources(pool, "10.12.0.125", 1) as (source,):
+        landed = Counter(logins.login(pool, source) for _ in range(6))
+    assert len(landed) == 1, landed
+
+
+def _lvs_override(lab: cluster.Lab, text: str | None) -> None:
+    target = labsalt.pillar_overrides_dir(lab.run) / "lvs.sls"
+    argv = ["sh", "-c", f"cat > {target}"] if text is not None else ["rm", "-f", str(target)]
+    assert lab.exec(lab.topo.master.name, argv, stdin=text)[0] == 0
+
+
+def _apply_ipvs(lab: cluster.Lab) -> None:
+    data = lab.salt_json([DIRECTORS, "state.apply", "ipvs", "-t", "180"], timeout=300)
+    assert all(s["result"] for v in data.values() for s in v.values()), data
+
+
+def test_logins_follow_the_pillars_weights(pool):
+    """Weights 1/2/3 in the pillar, one apply on the directors: 30 new clients land 5/10/15. The
+    scheduler is wrr and persistence off here: new clients are shared by weight alone, whatever
+    connections and persistence templates earlier logins left (wlc would first even those out)."""
+    lab = pool
+    text = (labsalt.REPO / "pillar" / "lvs.sls").read_text()
+    weighted = (text.replace("{host: labfe2, weight: 1}", "{host: labfe2, weight: 2}")
+                .replace("{host: labfe3, weight: 1}", "{host: labfe3, weight: 3}")
+                .replace("scheduler: wlc", "scheduler: wrr").replace("persistence: 600", "persistence: 0"))
+    assert weighted.count("weight: 1}") == 1 and "wrr" in weighted and "persistence: 0" in weighted, \
+        "the example pool changed: update this test"
+    _lvs_override(lab, weighted)
+    try:
+        _apply_ipvs(lab)
+        with logins.sources(lab, "10.12.0.160", 30) as sources:
+            landed = logins.spread(lab, sources)
+    finally:
+        _lvs_override(lab, None)
+        _apply_ipvs(lab)
+    assert 4 <= landed["labfe1"] <= 6 and 9 <= landed["labfe2"] <= 11 and 14 <= landed["labfe3"] <= 16, landed
