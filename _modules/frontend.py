@@ -51,10 +51,70 @@ def sshd_config():
     if not ctx.member["frontend"]:
         return ""
     fe = ctx.sections["frontend"]
+    # Only the shared keys: a type the pillar lacks would be this frontend's own key, and a client
+    # that prefers that type would see another key on each frontend.
+    host_keys = "".join(f"HostKey {host_key_path(t)}\n" for t in host_key_types())
     return ("# Managed by Salt (hpcnet frontend) from the cluster pillar.\n"
             f"ClientAliveInterval {fe.client_alive_interval}\n"
             f"ClientAliveCountMax {fe.client_alive_count_max}\n"
-            "TCPKeepAlive yes\n")
+            "TCPKeepAlive yes\n" + host_keys)
+
+
+def host_key_path(key_type):
+    """
+    Where sshd finds the host key of this type (Debian's default path).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labfe*' frontend.host_key_path ed25519
+    """
+    return f"/etc/ssh/ssh_host_{key_type}_key"
+
+
+def host_key_types():
+    """
+    The types of the shared host keys this frontend installs (``secrets.ssh_host_keys``), when
+    ``frontend.shared_host_keys`` is true; empty otherwise. A frontend whose pillar lacks them is
+    an error naming the key (assign the secret to the frontends in the pillar's top file).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labfe*' frontend.host_key_types
+    """
+    ctx = _ctx()
+    if not ctx.member["frontend"] or not ctx.sections["frontend"].shared_host_keys:
+        return []
+    keys = ctx.sections["secrets"].ssh_host_keys
+    if not keys:
+        raise CommandExecutionError(
+            f"frontend.shared_host_keys is true but {__opts__['id']}'s pillar has no secrets.ssh_host_keys "
+            "(assign them to the frontends in the pillar's top file, or set shared_host_keys: false)")
+    return sorted(keys)
+
+
+def host_public_key(key_type):
+    """
+    The public half of the shared host key of this type (``ssh-ed25519 AAAA... hpcnet``), for
+    the ``.pub`` file beside the private key and for a site's ``known_hosts``. Never the private key.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labfe1' frontend.host_public_key ed25519
+    """
+    from cryptography.hazmat.primitives import serialization
+
+    private = _ctx().sections["secrets"].ssh_host_keys.get(key_type)
+    if private is None:
+        raise CommandExecutionError(f"secrets.ssh_host_keys.{key_type}: not in this host's pillar")
+    key = serialization.load_ssh_private_key(private.encode(), password=None)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return public.decode() + " hpcnet\n"
 
 
 def arp_sysctls():

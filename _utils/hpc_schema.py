@@ -14,7 +14,15 @@ import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from hpc_types import (
     Cidr,
@@ -276,10 +284,23 @@ class NodeBasics(Model):
     mounts: list[Mount] = []
 
 
+SSH_KEY_TYPES = ("ed25519", "ecdsa", "rsa")
+OPENSSH_KEY = "OPENSSH PRIVATE KEY"
+
+
+def _openssh_private_key(value: str) -> str:
+    text = value.strip()
+    if not (text.startswith(f"-----BEGIN {OPENSSH_KEY}-----") and text.endswith(f"-----END {OPENSSH_KEY}-----")):
+        raise ValueError("must be an OpenSSH private key (ssh-keygen's -----BEGIN OPENSSH PRIVATE KEY----- block)")
+    return text + "\n"
+
+
 class Secrets(Model):
     """Assigned in the pillar's top file only to the hosts that need each secret."""
 
     keepalived: dict[Name, Annotated[str, Field(min_length=1, max_length=8)]] = {}  # VRRPv2 auth_pass
+    # The login frontends' shared SSH host keys (OpenSSH private keys, by type): frontends only.
+    ssh_host_keys: dict[Literal[SSH_KEY_TYPES], Annotated[str, AfterValidator(_openssh_private_key)]] = {}  # type: ignore[valid-type]
 
 
 # ---------------------------------------------------------------- the pillar as a whole

@@ -13,3 +13,5 @@ base:
   # Secrets reach only the hosts that need them.
   'lablvs*':
     - secrets.lvs
+  'labfe*':
+    - secrets.frontend

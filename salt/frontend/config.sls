@@ -12,12 +12,36 @@ frontend-config-file-sshd_dropin:
     - require:
       - pkg: frontend-package-pkg-installed
 
-{#- The whole configuration, with the new drop-in, must pass sshd -t before sshd reloads it. #}
+{#- The same host keys on every frontend (seed 000): a client's known_hosts entry for the VIP holds
+    whichever frontend answers. The private key comes from the pillar at run time
+    (contents_pillar: never in the rendered SLS), 0600, and no diff is ever shown. #}
+{%- for type in salt['frontend.host_key_types']() %}
+{%- set path = salt['frontend.host_key_path'](type) %}
+frontend-config-file-host_key-{{ type }}:
+  file.managed:
+    - name: {{ path }}
+    - contents_pillar: secrets:ssh_host_keys:{{ type }}
+    - mode: '0600'
+    - user: root
+    - group: root
+    - show_changes: False
+
+frontend-config-file-host_key_pub-{{ type }}:
+  file.managed:
+    - name: {{ path }}.pub
+    - contents: {{ salt['frontend.host_public_key'](type) | json }}
+    - mode: '0644'
+{%- endfor %}
+
+{#- The whole configuration, with the new drop-in and keys, must pass sshd -t before sshd reloads it. #}
 frontend-config-cmd-sshd_test:
   cmd.run:
     - name: mkdir -p /run/sshd && sshd -t
     - onchanges:
       - file: frontend-config-file-sshd_dropin
+{%- for type in salt['frontend.host_key_types']() %}
+      - file: frontend-config-file-host_key-{{ type }}
+{%- endfor %}
 {%- endif %}
 
 {%- if dr_vips %}

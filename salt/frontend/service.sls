@@ -20,6 +20,9 @@ frontend-service-service-running:
       - cmd: frontend-config-cmd-sshd_test
     - watch:
       - file: frontend-config-file-sshd_dropin
+{%- for type in salt['frontend.host_key_types']() %}
+      - file: frontend-config-file-host_key-{{ type }}
+{%- endfor %}
 {%- endif %}
 
 {%- if dr_vips %}

@@ -139,3 +139,19 @@ def test_modules_get_every_error_in_their_own_exception(pillar):
     with pytest.raises(CommandError) as info:
         hpc_context.build(mutate(pillar, "lvs.services.0.port", 0), "labcn1").require_valid(CommandError)
     assert str(info.value) == "invalid pillar:\nlvs.services[0].port: must be 1..65535 (got 0)"
+
+
+def test_a_bad_host_key_is_named_and_never_printed(pillar):
+    secret = "hunter2-not-a-key"
+    lines = [str(e) for e in hpc_pillar.validate(dict(pillar, secrets={"ssh_host_keys": {"ed25519": secret}}))]
+    assert lines == ["secrets.ssh_host_keys.ed25519: must be an OpenSSH private key (ssh-keygen's "
+                     "-----BEGIN OPENSSH PRIVATE KEY----- block)"]
+    assert secret not in "".join(lines)
+
+
+def test_the_example_frontend_key_is_valid(pillar):
+    import yaml
+    from testlib import ROOT
+
+    secrets = yaml.safe_load((ROOT / "pillar" / "secrets" / "frontend.sls").read_text())
+    assert hpc_pillar.validate(dict(pillar, **secrets)) == []

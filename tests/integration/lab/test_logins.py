@@ -8,6 +8,7 @@ says where it landed. Distinct source addresses of the client are distinct clien
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 import pytest
@@ -72,3 +73,33 @@ def test_logins_follow_the_pillars_weights(pool):
         _lvs_override(lab, None)
         _apply_ipvs(lab)
     assert 4 <= landed["labfe1"] <= 6 and 9 <= landed["labfe2"] <= 11 and 14 <= landed["labfe3"] <= 16, landed
+
+
+KNOWN_HOSTS = "/root/.ssh/known_hosts_vip"
+
+
+def test_the_vip_shows_one_host_key_whichever_frontend_answers(pool):
+    """The lab gave each frontend host keys of its own; the frontend states replaced them with the
+    pillar's shared key (and sshd offers only that type). A client that learned the VIP's key at
+    its first login logs in from 30 addresses, landing on every frontend, with strict checking:
+    known_hosts never complains."""
+    lab = pool
+    lab.exec(logins.CLIENT, ["rm", "-f", KNOWN_HOSTS])
+    logins.login(lab, known_hosts=KNOWN_HOSTS, strict="accept-new")
+    with logins.sources(lab, "10.12.0.210", 30) as sources:
+        landed = Counter(logins.login(lab, s, known_hosts=KNOWN_HOSTS, strict="yes") for s in sources)
+    assert set(landed) == set(FRONTENDS), landed
+    rc, out, _ = lab.exec(logins.CLIENT, ["ssh-keyscan", "-T", "5", *(f"10.12.0.2{i}" for i in (1, 2, 3))])
+    keys = {line.split(None, 1)[1] for line in out.splitlines() if line and not line.startswith("#")}
+    assert rc == 0 and len(keys) == 1, out  # each frontend, asked directly, offers the one shared key
+
+
+def test_the_private_host_key_reaches_only_the_frontends_and_is_never_shown(pool, converged):
+    lab = pool
+    assert "PRIVATE KEY" not in json.dumps(converged), "a private key in the highstate's output"
+    for host in FRONTENDS:
+        rc, out, _ = lab.exec(host, ["stat", "-c", "%a %U", "/etc/ssh/ssh_host_ed25519_key"])
+        assert out.split() == ["600", "root"], (host, out)
+    others = [m for m in lab.topo.minions if m not in FRONTENDS]
+    keys = lab.salt_json(["-L", ",".join(others), "pillar.get", "secrets:ssh_host_keys"], timeout=120)
+    assert sorted(keys) == sorted(others) and not any(keys.values()), keys
