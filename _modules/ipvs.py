@@ -35,7 +35,7 @@ def _pillar_spec():
     lvs = ctx.sections["lvs"]
     if not ctx.member["director"]:
         return {"director": False, "table": "", "hosts": {}}, ctx.digest
-    table = hpc_ipvs.desired(lvs, ctx.inventory)
+    table = hpc_ipvs.desired(lvs, ctx.inventory, host=ctx.host)
     return {"director": True, "table": table.text(), "hosts": hpc_ipvs.hosts_by_address(lvs, ctx.inventory)}, \
         ctx.digest
 
@@ -69,7 +69,7 @@ def _apply_spec(spec, digest, test, source, also_owned=()):
     Ours: the spec's services, those recorded, and ``also_owned``."""
     want = hpc_ipvs.parse_rules(spec["table"])
     owned = set(_record().get("owned", [])) | set(also_owned)
-    if not want.services and not owned:
+    if not want.services and not want.daemons and not owned:
         return {"changes": [], "errors": [], "applied": False}  # never a director: no IPVS socket
     if want.services and not test:
         _load_modules(want)

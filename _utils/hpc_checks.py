@@ -171,6 +171,8 @@ def check_lvs(s: dict, inv: Inventory) -> list[PillarError]:
             errors += _real_server(join_path(path, "real_servers", j), svc, real, inv, networks or {})
         errors += _duplicates(((join_path(path, "real_servers", j, "host"), r.host)
                                for j, r in items(svc.real_servers)), "real server")
+    if lvs.sync is not None:
+        errors += _unknown("lvs.sync.network", lvs.sync.network, networks, "network")
     return errors + _directors_reach(lvs, inv, networks)
 
 
@@ -194,6 +196,10 @@ def _directors_reach(lvs: Any, inv: Inventory, networks: Any) -> list[PillarErro
         return []
     errors = []
     for name in _expand(lvs.directors):
+        if lvs.sync is not None and lvs.sync.network in networks and name in inv \
+                and lvs.sync.network not in inv[name].interfaces:
+            errors.append(PillarError("lvs.directors", f"director {name} has no interface on {lvs.sync.network} "
+                                      "(lvs.sync.network)", lvs.directors))
         for i, svc in items(lvs.services):
             for net in dict.fromkeys((svc.network, svc.reals_on)):
                 if name in inv and net in networks and net not in inv[name].interfaces:

@@ -95,15 +95,37 @@ class Conns:
 
 
 @dataclass(frozen=True)
+class SyncDaemon:
+    """IPVS connection sync: a ``master`` sends this director's connections, a ``backup`` receives
+    the other's (multicast on ``interface``). Both run on both directors, so whichever holds the
+    VIP sends and the other keeps a copy: an open session survives a failover and a failback."""
+
+    state: str  # master or backup
+    interface: str
+    sync_id: int = 0
+
+    def key(self) -> str:
+        return f"{self.state} sync daemon"
+
+    def text(self) -> str:
+        return f"--start-daemon {self.state} --mcast-interface {self.interface} --syncid {self.sync_id}"
+
+    def as_data(self) -> str:
+        return self.text()
+
+
+@dataclass(frozen=True)
 class Table:
     services: tuple[Service, ...] = ()
     reals: tuple[RealServer, ...] = ()
     conns: Mapping[str, Conns] = field(default_factory=dict, compare=False)  # RealServer.key() -> counters
+    daemons: tuple[SyncDaemon, ...] = ()
 
     def __post_init__(self) -> None:
         # The kernel dumps in hash order: a table is the same whatever order it was read in.
         object.__setattr__(self, "services", tuple(sorted(self.services, key=Service.key)))
         object.__setattr__(self, "reals", tuple(sorted(self.reals, key=RealServer.key)))
+        object.__setattr__(self, "daemons", tuple(sorted(self.daemons, key=SyncDaemon.key)))
 
     def service(self, key: str) -> Service | None:
         return next((s for s in self.services if s.key() == key), None)
@@ -113,7 +135,7 @@ class Table:
 
     def text(self) -> str:
         """The table as ``ipvsadm -S -n`` writes it: each service, then its real servers."""
-        lines = []
+        lines = [d.text() for d in self.daemons]
         for svc in self.services:
             lines.append(svc.text())
             lines += [r.text() for r in self.reals_of(svc.key())]
@@ -124,7 +146,7 @@ class Table:
         keep = set(keys)
         return Table(tuple(s for s in self.services if s.key() in keep),
                      tuple(r for r in self.reals if r.service in keep),
-                     {k: c for k, c in self.conns.items() if k.split(" -> ")[0] in keep})
+                     {k: c for k, c in self.conns.items() if k.split(" -> ")[0] in keep}, self.daemons)
 
 
 def prefix_to_netmask(prefix: int) -> str:
@@ -147,9 +169,11 @@ def service_of(svc: LvsService) -> Service:
                    netmask=svc.persistence_netmask, flags=tuple(sorted(svc.flags)))
 
 
-def desired(lvs: Lvs, inventory: Mapping[str, Host], weights: Mapping[str, int] | None = None) -> Table:
-    """Every pillar service with its real servers. ``weights``: host -> the weight it has now
-    (drained, dead, or reweighted by load), in place of the pillar's in every service."""
+def desired(lvs: Lvs, inventory: Mapping[str, Host], weights: Mapping[str, int] | None = None,
+            host: Host | None = None) -> Table:
+    """Every pillar service with its real servers, and ``host``'s sync daemons (a director's).
+    ``weights``: host -> the weight it has now (drained, dead, or reweighted by load), in place
+    of the pillar's in every service."""
     weights = weights or {}
     services, reals = [], []
     for svc in lvs.services:
@@ -159,7 +183,15 @@ def desired(lvs: Lvs, inventory: Mapping[str, Host], weights: Mapping[str, int] 
             address = inventory[real.host].interfaces[svc.reals_on].ip
             port = real.port or (0 if svc.protocol == "fwmark" else svc.port)
             reals.append(RealServer(service.key(), address, port, svc.forward, weights.get(real.host, real.weight)))
-    return Table(tuple(services), tuple(reals))
+    return Table(tuple(services), tuple(reals), daemons=tuple(sync_daemons(lvs, host)) if host else ())
+
+
+def sync_daemons(lvs: Lvs, host: Host) -> list[SyncDaemon]:
+    """Both sync daemons on every director, on its interface of ``lvs.sync.network``."""
+    if lvs.sync is None:
+        return []
+    iface = host.interfaces[lvs.sync.network].name
+    return [SyncDaemon(state, iface, lvs.sync.sync_id) for state in ("backup", "master")]
 
 
 def hosts_by_address(lvs: Lvs, inventory: Mapping[str, Host]) -> dict[str, str]:
@@ -186,7 +218,19 @@ def plan(want: Table, have: Table, owned: Iterable[str] = ()) -> list[Change]:
               for key, real in present_reals.items() if key not in wanted_reals]
     steps += [Change("delete", "service", key, old=svc, summary=svc.text())
               for key, svc in present.items() if key not in wanted]
-    return [s for s in steps if s is not None]
+    return [s for s in steps if s is not None] + _daemon_steps(want.daemons, have.daemons)
+
+
+def _daemon_steps(want: tuple[SyncDaemon, ...], have: tuple[SyncDaemon, ...]) -> list[Change]:
+    """The kernel cannot edit a running sync daemon: another interface or sync id is a stop and
+    a start (no connection is lost: the table stays, only its copying pauses). A daemon only runs
+    on a director, and only ours does (the pillar's ``lvs.sync``): one the pillar no longer
+    asks for is stopped."""
+    wanted, running = {d.key(): d for d in want}, {d.key(): d for d in have}
+    steps = [Change("delete", "sync daemon", k, old=d, summary=d.text())
+             for k, d in running.items() if wanted.get(k) != d]
+    return steps + [Change("add", "sync daemon", k, new=d, summary=d.text())
+                    for k, d in wanted.items() if running.get(k) != d]
 
 
 def _step(key: str, old: Service | RealServer | None, new: Service | RealServer, kind: str) -> Change | None:
@@ -244,10 +288,15 @@ def parse_rules(text: str) -> Table:
     does not understand."""
     services: list[Service] = []
     reals: list[RealServer] = []
+    daemons: list[SyncDaemon] = []
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         opts = _options(line)
+        if "--start-daemon" in opts:
+            daemons.append(SyncDaemon(opts["--start-daemon"], opts.get("--mcast-interface", ""),
+                                      int(opts.get("--syncid", 0))))
+            continue
         proto_opt = next((o for o in opts if o in _OPT_PROTO), None)
         if proto_opt is None or ("-A" in opts) == ("-a" in opts):
             raise ValueError(f"not an ipvsadm -S line: {line!r}")
@@ -263,4 +312,4 @@ def parse_rules(text: str) -> Table:
             forward = next((f for o, f in _OPT_FORWARD.items() if o in opts), "dr")
             reals.append(RealServer(Service(protocol, **where).key(), address or opts["-r"], int(port or 0),
                                     forward, int(opts.get("-w", 1))))
-    return Table(tuple(services), tuple(reals))
+    return Table(tuple(services), tuple(reals), daemons=tuple(daemons))

@@ -24,12 +24,15 @@ from typing import Protocol
 
 import hpc_genl as genl
 from hpc_change import Change
-from hpc_ipvs import Conns, RealServer, Service, Table, prefix_to_netmask
+from hpc_ipvs import Conns, RealServer, Service, SyncDaemon, Table, prefix_to_netmask
 
 FAMILY = "IPVS"
 CMD_NEW_SERVICE, CMD_SET_SERVICE, CMD_DEL_SERVICE, CMD_GET_SERVICE = 1, 2, 3, 4
 CMD_NEW_DEST, CMD_SET_DEST, CMD_DEL_DEST, CMD_GET_DEST = 5, 6, 7, 8
-ATTR_SERVICE, ATTR_DEST = 1, 2
+CMD_NEW_DAEMON, CMD_DEL_DAEMON, CMD_GET_DAEMON = 9, 10, 11
+ATTR_SERVICE, ATTR_DEST, ATTR_DAEMON = 1, 2, 3
+DAEMON_STATE, DAEMON_IFN, DAEMON_SYNC_ID = 1, 2, 3
+DAEMON_STATES = {"master": 1, "backup": 2}  # IP_VS_STATE_MASTER, IP_VS_STATE_BACKUP
 SVC_AF, SVC_PROTOCOL, SVC_ADDR, SVC_PORT, SVC_FWMARK, SVC_SCHED, SVC_FLAGS, SVC_TIMEOUT, SVC_NETMASK = range(1, 10)
 (DEST_ADDR, DEST_PORT, DEST_FWD, DEST_WEIGHT, DEST_U_THRESH, DEST_L_THRESH,
  DEST_ACTIVE, DEST_INACTIVE, DEST_PERSIST) = range(1, 10)
@@ -117,9 +120,25 @@ def parse_dest(attrs: bytes, service: str) -> tuple[RealServer, Conns]:
     return real, conns
 
 
+def daemon_attrs(daemon: SyncDaemon) -> bytes:
+    return (genl.u32(DAEMON_STATE, DAEMON_STATES[daemon.state]) + genl.string(DAEMON_IFN, daemon.interface)
+            + genl.u32(DAEMON_SYNC_ID, daemon.sync_id))
+
+
+def parse_daemon(attrs: bytes) -> SyncDaemon | None:
+    a = genl.parse_attrs(attrs)
+    state = {v: k for k, v in DAEMON_STATES.items()}.get(genl.get_u32(a[DAEMON_STATE]))
+    if state is None:
+        return None
+    return SyncDaemon(state, a[DAEMON_IFN].rstrip(b"\0").decode(), genl.get_u32(a[DAEMON_SYNC_ID]))
+
+
 def request(step: Change) -> tuple[int, bytes]:
     """The (command, payload) that carries out one step of a plan."""
     target = step.target
+    if isinstance(target, SyncDaemon):
+        body = daemon_attrs(target) if step.op == "add" else genl.u32(DAEMON_STATE, DAEMON_STATES[target.state])
+        return (CMD_NEW_DAEMON if step.op == "add" else CMD_DEL_DAEMON), genl.attr(ATTR_DAEMON, body)
     if isinstance(target, Service):
         cmd = {"add": CMD_NEW_SERVICE, "update": CMD_SET_SERVICE, "delete": CMD_DEL_SERVICE}[step.op]
         body = service_key_attrs(target) if step.op == "delete" else service_attrs(target)
@@ -165,7 +184,8 @@ class NetlinkIpvs:
                 real, counters = parse_dest(genl.parse_attrs(dest)[ATTR_DEST], svc.key())
                 reals.append(real)
                 conns[real.key()] = counters
-        return Table(tuple(services), tuple(reals), conns)
+        daemons = [parse_daemon(genl.parse_attrs(msg).get(ATTR_DAEMON, b"")) for msg in self.sock.dump(CMD_GET_DAEMON)]
+        return Table(tuple(services), tuple(reals), conns, tuple(d for d in daemons if d))
 
     def submit(self, steps: Sequence[Change]) -> list[OSError | None]:
         codes = self.sock.batch([request(s) for s in steps])
@@ -184,13 +204,15 @@ class FakeIpvs:
         self.services: dict[str, Service] = {}
         self.reals: dict[str, RealServer] = {}
         self.conns: dict[str, Conns] = {}
+        self.daemons: dict[str, SyncDaemon] = {}
+        self.links = {"lo"}
 
     def close(self) -> None:
         pass
 
     def read(self) -> Table:
         return Table(tuple(self.services.values()), tuple(self.reals.values()),
-                     {k: self.conns.get(k, Conns()) for k in self.reals})
+                     {k: self.conns.get(k, Conns()) for k in self.reals}, tuple(self.daemons.values()))
 
     def submit(self, steps: Sequence[Change]) -> list[OSError | None]:
         out: list[OSError | None] = []
@@ -201,6 +223,8 @@ class FakeIpvs:
 
     def _one(self, step: Change) -> int:
         target = step.target
+        if isinstance(target, SyncDaemon):
+            return self._daemon(step.op, target)
         if isinstance(target, Service):
             return self._service(step.op, target)
         return self._real(step.op, target)
@@ -233,6 +257,21 @@ class FakeIpvs:
             del self.reals[key]
         else:
             self.reals[key] = real
+        return 0
+
+
+    def _daemon(self, op: str, daemon: SyncDaemon) -> int:
+        key = daemon.key()
+        if op == "add" and key in self.daemons:
+            return errno.EEXIST
+        if op == "add" and daemon.interface not in self.links:
+            return errno.ENODEV
+        if op == "delete" and key not in self.daemons:
+            return errno.ESRCH
+        if op == "delete":
+            del self.daemons[key]
+        else:
+            self.daemons[key] = daemon
         return 0
 
 

@@ -153,9 +153,17 @@ class LvsService(Model):
         return self.real_network or self.network
 
 
+class LvsSync(Model):
+    """IPVS connection sync between the directors (master and backup daemons on each)."""
+
+    network: Name  # multicast on the directors' interface on this network
+    sync_id: Annotated[Int, Field(ge=0, le=255)] = 0  # tells this pair's sync from another's on one network
+
+
 class Lvs(Model):
     directors: NodeSetStr | None = None
     services: list[LvsService] = []
+    sync: LvsSync | None = None
 
 
 class VrrpInstance(Model):

@@ -1,6 +1,8 @@
 # SSH login pool behind a virtual IP (seeds 000 and 001): persistence keeps a client on one frontend.
 lvs:
   directors: lablvs[1-2]
+  # IPVS connection sync, both ways: an open SSH session survives a failover and a failback.
+  sync: {network: admin, sync_id: 51}
   services:
     - name: ssh
       network: wan

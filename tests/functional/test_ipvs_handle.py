@@ -13,25 +13,35 @@ import os
 import pytest
 
 from hpc_change import Change
-from hpc_ipvs import RealServer, Service, parse_rules, plan
+from hpc_ipvs import RealServer, Service, SyncDaemon, Table, parse_rules, plan
 from hpc_ipvs_kernel import FakeIpvs, NetlinkIpvs, apply
 
 REAL = os.environ.get("HPC_IPVS_REAL") == "1"
+SYNC_LINKS = ("ipvs-s0", "ipvs-s1")
 
 
 @pytest.fixture(params=["fake", "netlink"])
 def handle(request):
     if request.param == "fake":
-        yield FakeIpvs()
+        fake = FakeIpvs()
+        fake.links |= set(SYNC_LINKS)
+        yield fake
         return
     if not REAL:
         pytest.skip("needs IPVS in a throwaway netns: run in a director VM by tests/integration/lab/test_ipvs.py")
+    import subprocess
+
+    for link in SYNC_LINKS:  # the netns is thrown away: a veth pair stands for the directors' network
+        if subprocess.run(["ip", "link", "show", link], capture_output=True).returncode != 0:
+            subprocess.run(["ip", "link", "add", link, "type", "veth", "peer", link + "p"], check=True)
+            subprocess.run(["ip", "link", "set", link, "up"], check=True)
     real = NetlinkIpvs()
     try:
         yield real
     finally:
-        for svc in real.read().services:  # the netns is thrown away, but the suite shares it
-            real.submit([Change("delete", "service", svc.key(), old=svc)])
+        have = real.read()  # the netns is thrown away, but the suite shares it
+        real.submit([Change("delete", "service", s.key(), old=s) for s in have.services]
+                    + [Change("delete", "sync daemon", d.key(), old=d) for d in have.daemons])
         real.close()
 
 
@@ -148,3 +158,24 @@ def test_ipvsadm_reads_what_we_write_and_we_read_what_it_writes(handle):
     _ipvsadm("-C")
     _ipvsadm("-R", stdin=POOL.text() + "\n")
     assert handle.read() == POOL
+
+
+def test_sync_daemons_start_move_and_stop(handle):
+    """Master and backup on one interface; another interface is a stop and a start; gone after."""
+    both = Table(daemons=(SyncDaemon("master", "ipvs-s0", 51), SyncDaemon("backup", "ipvs-s0", 51)))
+    _converge(handle, both)
+    assert handle.read().daemons == both.daemons
+    moved = Table(daemons=(SyncDaemon("master", "ipvs-s1", 51), SyncDaemon("backup", "ipvs-s1", 51)))
+    steps = _converge(handle, moved)
+    assert [s.op for s in steps] == ["delete", "delete", "add", "add"]
+    assert handle.read().daemons == moved.daemons
+    _converge(handle, Table())
+    assert handle.read().daemons == ()
+
+
+def test_sync_daemon_refusals(handle):
+    master = SyncDaemon("master", "ipvs-s0", 1)
+    assert _errno(handle, Change("add", "sync daemon", "x", new=SyncDaemon("master", "nosuch0", 1))) == errno.ENODEV
+    assert _errno(handle, Change("delete", "sync daemon", "x", old=master)) == errno.ESRCH
+    assert handle.submit([Change("add", "sync daemon", "x", new=master)]) == [None]
+    assert _errno(handle, Change("add", "sync daemon", "x", new=master)) == errno.EEXIST
