@@ -16,6 +16,7 @@ from .cluster import LOGIN_KEY, LOGIN_USER, Lab
 
 CLIENT = "labclient1"
 VIP = "10.12.0.10"
+DIRECTORS = ("lablvs1", "lablvs2")
 
 
 def ssh_argv(source: str | None, command: str = "hostname", known_hosts: str = "/dev/null",
@@ -53,3 +54,24 @@ def sources(lab: Lab, first: str, count: int, iface: str = "eth1", prefix: int =
         yield addrs
     finally:
         lab.exec(CLIENT, ["ip", "-force", "-batch", "-"], stdin=lines.replace("addr add", "addr del"))
+
+
+def vip_holders(lab: Lab) -> list[str]:
+    """The directors that hold the SSH VIP now (one, unless a failover is under way)."""
+    return [d for d in DIRECTORS if f" {VIP}/" in lab.exec(d, ["ip", "-4", "-o", "addr", "show"])[1]]
+
+
+def open_session(lab: Lab, name: str, ticks: int, every: float = 0.2, source: str | None = None) -> str:
+    """Start an SSH session through the VIP that prints a counter ``ticks`` times, ``every`` seconds
+    apart, in the background on the client; its output (then ``rc=N``) goes to a file whose path
+    is returned. A session that breaks ends early, or with ssh's error and a non-zero rc."""
+    out = f"/tmp/{lab.prefix}-session-{name}.out"
+    remote = f"i=0; while [ $i -lt {ticks} ]; do i=$((i+1)); echo $i; sleep {every}; done"
+    argv = " ".join(f"'{a}'" for a in ssh_argv(source, remote))
+    rc, _, err = lab.exec(CLIENT, ["sh", "-c", f"({argv}; echo rc=$?) > {out} 2>&1 &"])
+    assert rc == 0, err
+    return out
+
+
+def session_result(lab: Lab, out: str) -> list[str]:
+    return lab.exec(CLIENT, ["cat", out])[1].splitlines()

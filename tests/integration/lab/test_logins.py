@@ -13,7 +13,7 @@ from collections import Counter
 
 import pytest
 
-from hpclab import cluster, logins
+from hpclab import cluster, logins, paths
 from hpclab import salt as labsalt
 
 FRONTENDS = ("labfe1", "labfe2", "labfe3")
@@ -103,3 +103,31 @@ def test_the_private_host_key_reaches_only_the_frontends_and_is_never_shown(pool
     others = [m for m in lab.topo.minions if m not in FRONTENDS]
     keys = lab.salt_json(["-L", ",".join(others), "pillar.get", "secrets:ssh_host_keys"], timeout=120)
     assert sorted(keys) == sorted(others) and not any(keys.values()), keys
+
+
+def _link(lab: cluster.Lab, host: str, up: bool) -> None:
+    rc, _, err = lab.exec(host, ["ip", "link", "set", "eth1", "up" if up else "down"])
+    assert rc == 0, err
+
+
+def test_an_open_session_survives_a_failover_and_the_failback(pool):
+    """The master director's WAN link goes down: keepalived moves the VIP to the backup, whose IPVS
+    table already holds the session's connection (sync daemons), so the session carries on and
+    new logins work; the link comes back, the VIP returns (priority 150 preempts), and the
+    session carries on again (the master's table was kept in sync by the backup meanwhile)."""
+    lab = pool
+    assert paths.wait_until(lambda: logins.vip_holders(lab) == ["lablvs1"], 15), logins.vip_holders(lab)
+    ticks = 150  # 30 s of output
+    out = logins.open_session(lab, "failover", ticks)
+    try:
+        assert paths.wait_until(lambda: len(logins.session_result(lab, out)) >= 5, 20)
+        _link(lab, "lablvs1", up=False)
+        assert paths.wait_until(lambda: logins.vip_holders(lab) == ["lablvs2"], 15), logins.vip_holders(lab)
+        assert logins.login(lab) in FRONTENDS  # new logins through the backup
+    finally:
+        _link(lab, "lablvs1", up=True)
+    assert paths.wait_until(lambda: logins.vip_holders(lab) == ["lablvs1"], 20), logins.vip_holders(lab)
+    assert logins.login(lab) in FRONTENDS
+    assert paths.wait_until(lambda: any(x.startswith("rc=") for x in logins.session_result(lab, out)), 60)
+    lines = logins.session_result(lab, out)
+    assert lines == [str(i) for i in range(1, ticks + 1)] + ["rc=0"], lines[-5:]
