@@ -230,5 +230,5 @@ def table():
     finally:
         handle.close()
     return {"rules": have.text(),
-            "connections": {key: {"active": c.active, "inactive": c.inactive, "persistent": c.persistent}
+            "connections": {key: {"active": c.active, "inactive": c.inactive}
                             for key, c in have.conns.items()}}

@@ -91,7 +91,6 @@ class Conns:
 
     active: int = 0
     inactive: int = 0
-    persistent: int = 0
 
 
 @dataclass(frozen=True)

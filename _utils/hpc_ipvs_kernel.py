@@ -4,7 +4,8 @@
 connection counters) and ``submit`` (steps of a plan, in order, one result each); one test suite
 runs against both (tests/functional/test_ipvs_handle.py; the real one in a director VM, as the
 host kernel here has no IPVS). The messages are built and parsed by pure functions
-(``service_attrs``, ``parse_service``...), tested without a kernel against pyroute2's encoder.
+(``service_attrs``, ``parse_service``, ``parse_proc``...); the real servers are read from
+``/proc/net/ip_vs`` (one read, not a dump per service).
 
 Kernel facts this relies on (net/netfilter/ipvs/ip_vs_ctl.c): a service's persistence timeout is
 used only when its flags carry IP_VS_SVC_F_PERSISTENT (pyroute2 leaves it out); an add or an edit
@@ -16,6 +17,7 @@ scheduler ENOENT.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import socket
 import struct
@@ -34,14 +36,12 @@ ATTR_SERVICE, ATTR_DEST, ATTR_DAEMON = 1, 2, 3
 DAEMON_STATE, DAEMON_IFN, DAEMON_SYNC_ID = 1, 2, 3
 DAEMON_STATES = {"master": 1, "backup": 2}  # IP_VS_STATE_MASTER, IP_VS_STATE_BACKUP
 SVC_AF, SVC_PROTOCOL, SVC_ADDR, SVC_PORT, SVC_FWMARK, SVC_SCHED, SVC_FLAGS, SVC_TIMEOUT, SVC_NETMASK = range(1, 10)
-(DEST_ADDR, DEST_PORT, DEST_FWD, DEST_WEIGHT, DEST_U_THRESH, DEST_L_THRESH,
- DEST_ACTIVE, DEST_INACTIVE, DEST_PERSIST) = range(1, 10)
+DEST_ADDR, DEST_PORT, DEST_FWD, DEST_WEIGHT, DEST_U_THRESH, DEST_L_THRESH = range(1, 7)
 DEST_ADDR_FAMILY = 11
 IPPROTO = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 FORWARD = {"nat": 0, "tun": 2, "dr": 3}  # IP_VS_CONN_F_MASQ, _TUNNEL, _DROUTE
 F_PERSISTENT, F_HASHED = 0x1, 0x2
 FLAG_BITS = {"ops": 0x4, "sh-fallback": 0x8, "mh-fallback": 0x8, "sh-port": 0x10, "mh-port": 0x10}
-_FWD_MASK = 0x7
 
 
 class IpvsHandle(Protocol):
@@ -111,15 +111,6 @@ def parse_service(attrs: bytes) -> Service | None:
     return Service(proto, socket.inet_ntoa(a[SVC_ADDR][:4]), genl.get_be16(a[SVC_PORT]), **settings)
 
 
-def parse_dest(attrs: bytes, service: str) -> tuple[RealServer, Conns]:
-    a = genl.parse_attrs(attrs)
-    forward = {v: k for k, v in FORWARD.items()}.get(genl.get_u32(a[DEST_FWD]) & _FWD_MASK, "local")
-    real = RealServer(service, socket.inet_ntoa(a[DEST_ADDR][:4]), genl.get_be16(a[DEST_PORT]), forward,
-                      genl.get_u32(a[DEST_WEIGHT]))
-    conns = Conns(*(genl.get_u32(a[k]) if k in a else 0 for k in (DEST_ACTIVE, DEST_INACTIVE, DEST_PERSIST)))
-    return real, conns
-
-
 def daemon_attrs(daemon: SyncDaemon) -> bytes:
     return (genl.u32(DAEMON_STATE, DAEMON_STATES[daemon.state]) + genl.string(DAEMON_IFN, daemon.interface)
             + genl.u32(DAEMON_SYNC_ID, daemon.sync_id))
@@ -133,6 +124,43 @@ def parse_daemon(attrs: bytes) -> SyncDaemon | None:
     return SyncDaemon(state, a[DAEMON_IFN].rstrip(b"\0").decode(), genl.get_u32(a[DAEMON_SYNC_ID]))
 
 
+PROC = "/proc/net/ip_vs"  # this network namespace's table as text
+_PROC_FORWARD = {"Masq": "nat", "Route": "dr", "Tunnel": "tun", "Local": "local"}
+_PROC_PROTO = {"TCP": "tcp", "UDP": "udp", "FWM": "fwmark"}
+
+
+def _hex_addr(word: str) -> tuple[str, int]:
+    addr, _, port = word.partition(":")
+    return socket.inet_ntoa(bytes.fromhex(addr)), int(port or "0", 16)
+
+
+def parse_proc(text: str) -> tuple[list[RealServer], dict[str, Conns]]:
+    """Every IPv4 service's real servers and counters from ``/proc/net/ip_vs``: one read of text
+    the kernel writes, instead of one netlink dump per service. Measured in a TCG director with
+    300 services x 10 real servers: parsing the dumps' attributes (stats included) was 90% of a
+    read. The services themselves come from netlink (their flags and netmask are not all here)."""
+    reals, conns, service = [], {}, None
+    for line in text.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if words[0] in _PROC_PROTO:
+            proto = _PROC_PROTO[words[0]]
+            if "[" in words[1]:  # IPv6: not modelled
+                service = None
+            elif proto == "fwmark":
+                service = f"fwmark {int(words[1], 16)}"
+            else:
+                address, port = _hex_addr(words[1])
+                service = f"{proto} {address}:{port}"
+        elif words[0] == "->" and service is not None and len(words) >= 6 and "[" not in words[1]:
+            address, port = _hex_addr(words[1])
+            real = RealServer(service, address, port, _PROC_FORWARD.get(words[2], words[2].lower()), int(words[3]))
+            reals.append(real)
+            conns[real.key()] = Conns(int(words[4]), int(words[5]))
+    return reals, conns
+
+
 def request(step: Change) -> tuple[int, bytes]:
     """The (command, payload) that carries out one step of a plan."""
     target = step.target
@@ -144,9 +172,14 @@ def request(step: Change) -> tuple[int, bytes]:
         body = service_key_attrs(target) if step.op == "delete" else service_attrs(target)
         return cmd, genl.attr(ATTR_SERVICE, body)
     cmd = {"add": CMD_NEW_DEST, "update": CMD_SET_DEST, "delete": CMD_DEL_DEST}[step.op]
-    service = _service_key(target.service)
-    return cmd, genl.attr(ATTR_SERVICE, service_key_attrs(service)) + genl.attr(
-        ATTR_DEST, dest_attrs(target, full=step.op != "delete"))
+    return cmd, _service_key_attr(target.service) + genl.attr(ATTR_DEST, dest_attrs(target, full=step.op != "delete"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _service_key_attr(key: str) -> bytes:
+    """The service part of a real server's request, built once per service (ten real servers
+    each: ten times fewer attributes to pack)."""
+    return genl.attr(ATTR_SERVICE, service_key_attrs(_service_key(key)))
 
 
 def _service_key(key: str) -> Service:
@@ -167,23 +200,21 @@ def _refused(step: Change, code: int) -> OSError:
 class NetlinkIpvs:
     """IPVS in this process's network namespace, over generic netlink (hpc_genl)."""
 
-    def __init__(self) -> None:
+    def __init__(self, proc: str = PROC) -> None:
         self.sock = genl.GenlSocket(FAMILY)
+        self.proc = proc
 
     def close(self) -> None:
         self.sock.close()
 
     def read(self) -> Table:
-        services, reals, conns = [], [], {}
-        for msg in self.sock.dump(CMD_GET_SERVICE):
-            svc = parse_service(genl.parse_attrs(msg).get(ATTR_SERVICE, b""))
-            if svc is None:
-                continue
-            services.append(svc)
-            for dest in self.sock.dump(CMD_GET_DEST, genl.attr(ATTR_SERVICE, service_key_attrs(svc))):
-                real, counters = parse_dest(genl.parse_attrs(dest)[ATTR_DEST], svc.key())
-                reals.append(real)
-                conns[real.key()] = counters
+        services = [parse_service(genl.parse_attrs(msg).get(ATTR_SERVICE, b""))
+                    for msg in self.sock.dump(CMD_GET_SERVICE)]
+        services = [svc for svc in services if svc is not None]
+        with open(self.proc) as text:
+            reals, conns = parse_proc(text.read())
+        keys = {svc.key() for svc in services}  # a service added between the two reads waits its turn
+        reals = [r for r in reals if r.service in keys]
         daemons = [parse_daemon(genl.parse_attrs(msg).get(ATTR_DAEMON, b"")) for msg in self.sock.dump(CMD_GET_DAEMON)]
         return Table(tuple(services), tuple(reals), conns, tuple(d for d in daemons if d))
 

@@ -91,3 +91,15 @@ def test_plan(case):
     steps = hpc_change.as_data(plan(desired(data["desired"]), actual(data["actual"]), **data.get("plan_args", {})))
     assert [_projected(s, e) for s, e in zip(steps, data["changes"], strict=False)] == data["changes"]
     assert len(steps) == len(data["changes"]), steps
+
+
+def test_the_real_servers_are_read_from_proc_net_ip_vs():
+    """Recorded in a lab director (tests/functional/test_ipvs_handle.py's POOL restored by ipvsadm,
+    plus an IPv6 service, which is not modelled and is skipped)."""
+    import hpc_ipvs_kernel
+
+    reals, conns = hpc_ipvs_kernel.parse_proc((DATA / "ipvs" / "proc_net_ip_vs.txt").read_text())
+    assert sorted(r.text() for r in reals) == sorted([
+        "-a -t 10.12.0.10:22 -r 10.12.0.22:22 -g -w 2", "-a -t 10.12.0.10:22 -r 10.12.0.21:22 -g -w 1",
+        "-a -u 10.12.0.10:53 -r 10.7.7.1:5353 -m -w 1", "-a -f 22 -r 10.12.0.23:0 -i -w 0"])
+    assert set(conns) == {r.key() for r in reals}
