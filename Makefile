@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PILLAR ?= pillar
 DEMO_HOST ?= labcn1
 
-.PHONY: help deps venv config check-pillar demo preview bench-lab bench-scale bench-heal bench-nat-failover bench-leak bench-faults bench-storm test test-unit test-functional test-integration lint install-hook clean
+.PHONY: help deps venv config check-pillar demo preview bench-lab bench-scale bench-heal bench-nat-failover bench-leak bench-faults bench-storm bench-ipvs-sync test test-unit test-functional test-integration lint install-hook clean
 
 help:
 	@echo "make demo            the example cluster as a lab on this machine, configured by Salt, a fault healed"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench-heal bench-nat-failover bench-leak   policy routing in the lab [BENCH_LAB=prefix]"
 	@echo "make bench-storm     30 compute nodes flap ib0 at once, 10 times: local heal, master confirmation, jobs per event"
 	@echo "make bench-faults    SIGKILL keepalived on the master NAT router: back, one VIP holder, flow gap [BENCH_LAB=prefix]"
+	@echo "make bench-ipvs-sync IPVS table of 1000 services x 10 real servers in a director VM vs ipvsadm -R [BENCH_LAB=prefix]"
 	@echo "make bench-scale     check-pillar and one highstate's render, example vs grown to N nodes [BENCH_SIZES=1024,4096]"
 
 deps:
@@ -76,6 +77,9 @@ bench-faults: deps venv
 # Its own lab grown to 30 compute nodes (lab up --compute 30); BENCH_LAB=<prefix> uses one up.
 bench-storm: deps venv
 	$(PY) bench/storm.py $(if $(BENCH_LAB),--prefix $(BENCH_LAB))
+
+bench-ipvs-sync: deps venv
+	$(PY) bench/ipvs_sync.py $(if $(BENCH_LAB),--prefix $(BENCH_LAB))
 
 lint: venv
 	$(VENV)/bin/ruff check .

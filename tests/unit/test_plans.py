@@ -98,7 +98,8 @@ def test_the_real_servers_are_read_from_proc_net_ip_vs():
     plus an IPv6 service, which is not modelled and is skipped)."""
     import hpc_ipvs_kernel
 
-    reals, conns = hpc_ipvs_kernel.parse_proc((DATA / "ipvs" / "proc_net_ip_vs.txt").read_text())
+    reals, conns, seen = hpc_ipvs_kernel.parse_proc((DATA / "ipvs" / "proc_net_ip_vs.txt").read_text())
+    assert seen == {"tcp 10.12.0.10:22", "udp 10.12.0.10:53", "tcp 10.12.0.11:80", "fwmark 22"}
     assert sorted(r.text() for r in reals) == sorted([
         "-a -t 10.12.0.10:22 -r 10.12.0.22:22 -g -w 2", "-a -t 10.12.0.10:22 -r 10.12.0.21:22 -g -w 1",
         "-a -u 10.12.0.10:53 -r 10.7.7.1:5353 -m -w 1", "-a -f 22 -r 10.12.0.23:0 -i -w 0"])
