@@ -45,7 +45,8 @@ demo: deps venv
 # Beacons live in a running minion: a local salt-call has none to ask, and Salt's beacon.present
 # then fails (TypeError on beacons.list's None). The preview leaves those two states out.
 PREVIEW_EXCLUDE = [{"id": "policy_routing-config-beacon-present"}, {"id": "keepalived-service-beacon-present"}, \
-  {"id": "keepalived-service-beacon-daemon"}, {"id": "natrouter-service-beacon-daemon"}, {"id": "diskless-service-beacon-daemon"}]
+  {"id": "keepalived-service-beacon-daemon"}, {"id": "natrouter-service-beacon-daemon"}, {"id": "diskless-service-beacon-daemon"}, \
+  {"id": "ipvs-service-beacon-present-refresh"}, {"id": "frontend-service-beacon-present-refresh"}]
 
 preview: deps config
 	$(VENV)/bin/salt-call --local --id $(DEMO_HOST) saltutil.sync_all >/dev/null
