@@ -21,11 +21,9 @@ def dr_vips_applied(name):
           frontend.dr_vips_applied:
             - name: lo
     """
-    test = __opts__["test"]
-    apply = lambda: __salt__["frontend.dr_apply"]()  # noqa: E731
-    ret = hpc_change.converge(name, "VIPs on lo", lambda: __salt__["frontend.dr_plan"]()["changes"],
-                              lambda _: apply()["errors"], test=test, errors=(CommandExecutionError,))
-    return hpc_change.record_in_sync(ret, "VIPs on lo", apply, test, errors=(CommandExecutionError,))
+    return hpc_change.converge_recorded(name, "VIPs on lo", lambda: __salt__["frontend.dr_plan"]()["changes"],
+                                        lambda: __salt__["frontend.dr_apply"](), __opts__["test"],
+                                        errors=(CommandExecutionError,))
 
 
 def dr_vips_absent(name):

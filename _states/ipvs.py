@@ -25,12 +25,10 @@ def table_applied(name):
           ipvs.table_applied:
             - name: lvs services
     """
-    test = __opts__["test"]
-    apply = lambda: __salt__["ipvs.apply"]()  # noqa: E731
-    ret = hpc_change.converge(name, "IPVS table", lambda: __salt__["ipvs.plan"]()["changes"],
-                              lambda _: apply()["errors"], test=test, errors=(CommandExecutionError,))
     # Nothing to change still makes this pillar the last applied one: what a restart restores.
-    return hpc_change.record_in_sync(ret, "IPVS table", apply, test, errors=(CommandExecutionError,))
+    return hpc_change.converge_recorded(name, "IPVS table", lambda: __salt__["ipvs.plan"]()["changes"],
+                                        lambda: __salt__["ipvs.apply"](), __opts__["test"],
+                                        errors=(CommandExecutionError,))
 
 
 def table_absent(name):

@@ -32,8 +32,6 @@ def applied(name):
           policy_routing.applied:
             - name: policy routing
     """
-    apply = lambda: __salt__["policy_routing.apply"]()  # noqa: E731
-    ret = hpc_change.converge(name, "policy routing", _plan, lambda _: apply()["errors"],
-                              test=__opts__["test"], errors=(CommandExecutionError,))
     # Nothing to change still makes this pillar the last applied one (hpc_applied).
-    return hpc_change.record_in_sync(ret, "policy routing", apply, __opts__["test"], errors=(CommandExecutionError,))
+    return hpc_change.converge_recorded(name, "policy routing", _plan, lambda: __salt__["policy_routing.apply"](),
+                                        __opts__["test"], errors=(CommandExecutionError,))

@@ -166,3 +166,12 @@ def record_in_sync(ret: dict[str, Any], what: str, apply: Callable[[], Mapping[s
     if again["errors"]:
         ret.update(result=False, comment="\n".join([ret["comment"], *again["errors"]]))
     return ret
+
+
+def converge_recorded(name: str, what: str, plan: Callable[[], Planned], apply: Callable[[], Mapping[str, Any]],
+                      test: bool, errors: tuple[type[BaseException], ...] = ()) -> dict[str, Any]:
+    """``converge`` for a subsystem whose apply records what it applied (``hpc_applied``):
+    ``apply()`` returns ``{"changes", "errors"}``, and with nothing to change it still runs once
+    (``record_in_sync``), so this pillar becomes the one re-applies and heals converge to."""
+    ret = converge(name, what, plan, lambda _: apply()["errors"], test=test, errors=errors)
+    return record_in_sync(ret, what, apply, test, errors=errors)

@@ -8,7 +8,7 @@ import pytest
 from testlib import mutate
 
 import hpc_context
-from hpc_change import Change, converge
+from hpc_change import Change, converge, converge_recorded
 
 # ---------------------------------------------------------------- the pillar context
 
@@ -141,3 +141,43 @@ def test_declared_errors_become_false_with_their_message():
 def test_change_ops_are_checked():
     with pytest.raises(ValueError, match="op must be one of add, update, delete"):
         Change("replace", "route", "default table 201")
+
+
+class Recording:
+    """A subsystem whose apply records: ``pending`` steps to apply, ``applies`` counts the records."""
+
+    def __init__(self, pending=(), drift_after_plan=()):
+        self.pending, self.applies, self.drift = list(pending), 0, list(drift_after_plan)
+
+    def plan(self):
+        return list(self.pending)
+
+    def apply(self):
+        self.applies += 1
+        done, self.pending = self.pending + self.drift, []
+        self.drift = []
+        return {"changes": done, "errors": []}
+
+
+def test_nothing_to_change_still_records_once():
+    sub = Recording()
+    ret = converge_recorded("x", "thing", sub.plan, sub.apply, test=False)
+    assert ret["result"] is True and not ret["changes"] and sub.applies == 1
+
+
+def test_test_mode_never_records():
+    sub = Recording()
+    assert converge_recorded("x", "thing", sub.plan, sub.apply, test=True)["result"] is True
+    assert sub.applies == 0
+
+
+def test_changes_are_recorded_by_the_apply_itself():
+    sub = Recording(pending=["add a"])
+    ret = converge_recorded("x", "thing", sub.plan, sub.apply, test=False)
+    assert ret["changes"] == {"applied": ["add a"]} and sub.applies == 1
+
+
+def test_what_moved_between_the_plan_and_the_record_is_said():
+    sub = Recording(drift_after_plan=["add b"])  # someone changed the host after our read
+    ret = converge_recorded("x", "thing", sub.plan, sub.apply, test=False)
+    assert ret["changes"] == {"applied": ["add b"]} and ret["result"] is True
