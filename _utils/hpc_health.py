@@ -1,0 +1,77 @@
+"""Health of the login pool's real servers, as a director sees it: one probe, and rise/fall counts.
+
+A probe is what a client needs, not only a TCP connect: the connection is accepted *and* sshd
+says ``SSH-`` within the timeout (a wedged sshd that accepts and never speaks is dead to users;
+keepalived's TCP_CHECK calls it alive). A frontend that drops packets silently shows as a
+connect timeout, one that refuses as a refusal: both fail.
+
+``Tracker`` turns probe results into transitions: ``fall`` failures in a row take a server down,
+``rise`` successes in a row bring it back; one bad probe among good ones changes nothing.
+Unknown servers start up (the pillar's weights stand until a probe says otherwise).
+
+Pure Python plus one socket per probe; no Salt dunders.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass, field
+
+BANNER = b"SSH-"
+
+
+@dataclass(frozen=True)
+class Probe:
+    ok: bool
+    detail: str  # "SSH-2.0-OpenSSH_9.2p1 ...", "refused", "timeout", "no banner", "not ssh: ..."
+    seconds: float
+
+
+def probe_ssh(address: str, port: int = 22, timeout: float = 0.5) -> Probe:
+    """Connect and read the first line, within ``timeout`` seconds in all."""
+    started = time.monotonic()
+    connected, data = False, b""
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as sock:
+            connected = True
+            while b"\n" not in data and len(data) < 256:
+                left = started + timeout - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                sock.settimeout(left)
+                chunk = sock.recv(256)
+                if not chunk:
+                    break
+                data += chunk
+    except ConnectionRefusedError:
+        return Probe(False, "refused", time.monotonic() - started)
+    except TimeoutError:  # socket.timeout is TimeoutError since Python 3.10
+        return Probe(False, "no banner" if connected else "timeout", time.monotonic() - started)
+    except OSError as exc:
+        return Probe(False, exc.strerror or str(exc), time.monotonic() - started)
+    took = time.monotonic() - started
+    line = data.split(b"\n", 1)[0].strip().decode(errors="replace")
+    if data.startswith(BANNER):
+        return Probe(True, line, took)
+    return Probe(False, f"not ssh: {line[:40]}" if line else "no banner", took)
+
+
+@dataclass
+class Tracker:
+    rise: int = 2
+    fall: int = 2
+    up: dict[str, bool] = field(default_factory=dict)
+    streak: dict[str, int] = field(default_factory=dict)  # results in a row against the current state
+
+    def observe(self, target: str, ok: bool) -> str | None:
+        """Record one probe of ``target``; "down" or "up" when its state changes, else None."""
+        current = self.up.setdefault(target, True)
+        if ok == current:
+            self.streak[target] = 0
+            return None
+        self.streak[target] = self.streak.get(target, 0) + 1
+        if self.streak[target] < (self.fall if current else self.rise):
+            return None
+        self.up[target], self.streak[target] = ok, 0
+        return "up" if ok else "down"
