@@ -65,6 +65,9 @@ def test_drift_is_planned_exactly_and_repaired_in_place(lab, converged):
     service made by hand on another VIP: test=True lists exactly the steps the real run then
     applies (edits in place, one delete), and the hand-made service is still there after."""
     director = "lablvs2"
+    # The minute's re-apply (hpc_refresh_ipvs) would repair the drift too, between our edit and
+    # the test=True run (seen in CI): paused for the test.
+    lab.salt_json([director, "beacons.disable_beacon", "hpc_refresh_ipvs"], timeout=120)
     _ipvsadm(lab, director, f"-E -t {VIP} -s rr -p 600", f"-e -t {VIP} -r 10.12.0.22:22 -g -w 5",
              f"-a -t {VIP} -r 10.12.0.99:22 -g -w 1", HAND_MADE)
     try:
@@ -84,6 +87,7 @@ def test_drift_is_planned_exactly_and_repaired_in_place(lab, converged):
         assert again["result"] is True and not again["changes"], again
     finally:
         lab.exec(director, ["ipvsadm", "-D", "-t", "10.12.0.77:80"])
+        lab.salt_json([director, "beacons.enable_beacon", "hpc_refresh_ipvs"], timeout=120)
 
 
 def test_a_flushed_table_comes_back_without_a_highstate(lab, converged):
