@@ -34,10 +34,8 @@ def _pillar_spec():
     ctx = _ctx()
     lvs = ctx.sections["lvs"]
     if not ctx.member["director"]:
-        return {"director": False, "table": "", "hosts": {}}, ctx.digest
-    table = hpc_ipvs.desired(lvs, ctx.inventory, host=ctx.host)
-    return {"director": True, "table": table.text(), "hosts": hpc_ipvs.hosts_by_address(lvs, ctx.inventory)}, \
-        ctx.digest
+        return {"table": ""}, ctx.digest
+    return {"table": hpc_ipvs.desired(lvs, ctx.inventory, host=ctx.host).text()}, ctx.digest
 
 
 def _record():
@@ -56,7 +54,7 @@ def _load_modules(table):
     in cmd.run states: a state's first ``unless`` costs 1.5 s on a lab host and 29 s in a TCG
     director (Salt 3008.3, measured), and the kernel would load a scheduler itself only where
     its own modprobe works."""
-    for module in ["ip_vs"] + [f"ip_vs_{svc.scheduler}" for svc in table.services]:
+    for module in hpc_ipvs.kernel_modules(table):
         if os.path.isdir(f"/sys/module/{module}"):
             continue
         out = __salt__["cmd.run_all"](["modprobe", module], python_shell=False, ignore_retcode=True)
@@ -105,21 +103,19 @@ def is_director():
     return bool(_ctx().member["director"])
 
 
-def scheduler_modules():
+def kernel_modules():
     """
-    The kernel modules of the schedulers this director's services use (``ip_vs_wlc``...), in
-    pillar order; empty off the directors.
+    The kernel modules this director's table needs: ``ip_vs`` and the schedulers its services
+    use (``ip_vs_wlc``...); empty off the directors. What modules-load.d loads at boot.
 
     CLI Example:
 
     .. code-block:: bash
 
-        salt 'lablvs*' ipvs.scheduler_modules
+        salt 'lablvs*' ipvs.kernel_modules
     """
-    ctx = _ctx()
-    if not ctx.member["director"]:
-        return []
-    return list(dict.fromkeys(f"ip_vs_{svc.scheduler}" for svc in ctx.sections["lvs"].services))
+    spec = _pillar_spec()[0]
+    return hpc_ipvs.kernel_modules(hpc_ipvs.parse_rules(spec["table"])) if spec["table"] else []
 
 
 def plan():
@@ -195,7 +191,7 @@ def clean(test=False):
     with hpc_applied.exclusive(LOCK):
         spec, digest = _pillar_spec()
         pillars = [svc.key() for svc in hpc_ipvs.parse_rules(spec["table"]).services]
-        return _apply_spec({"director": spec["director"], "table": "", "hosts": {}}, digest, test, source="clean",
+        return _apply_spec({"table": ""}, digest, test, source="clean",
                            also_owned=pillars)
 
 

@@ -22,7 +22,7 @@ from hpc_inventory import Host
 from hpc_schema import Lvs, LvsService
 from hpc_types import expand
 
-SUBSYSTEM = "ipvs"  # its hpc_applied record: the services we own and the weights we set
+SUBSYSTEM = "ipvs"  # its hpc_applied record: the table applied and the services we own
 PROTOCOLS = ("tcp", "udp", "fwmark")
 FORWARDS = ("nat", "dr", "tun")
 # ipvsadm's one-letter options, for the text form (ipvsadm -S -n)
@@ -79,7 +79,7 @@ class RealServer:
     def text(self) -> str:
         proto, _, where = self.service.partition(" ")
         return (f"-a {_PROTO_OPT[proto]} {where} -r {self.address}:{self.port} "
-                f"{_FORWARD_OPT[self.forward]} -w {self.weight}")
+                f"{_FORWARD_OPT.get(self.forward, '-g')} -w {self.weight}")  # the kernel's own "local": as ipvsadm, -g
 
     def as_data(self) -> str:
         return self.text()
@@ -193,9 +193,9 @@ def sync_daemons(lvs: Lvs, host: Host) -> list[SyncDaemon]:
     return [SyncDaemon(state, iface, lvs.sync.sync_id) for state in ("backup", "master")]
 
 
-def hosts_by_address(lvs: Lvs, inventory: Mapping[str, Host]) -> dict[str, str]:
-    """Real server address -> its host name, over every service (status and health name hosts)."""
-    return {inventory[r.host].interfaces[svc.reals_on].ip: r.host for svc in lvs.services for r in svc.real_servers}
+def kernel_modules(table: Table) -> list[str]:
+    """IPVS and the schedulers the table's services use, in order, once each."""
+    return list(dict.fromkeys(["ip_vs"] + [f"ip_vs_{svc.scheduler}" for svc in table.services]))
 
 
 # ---------------------------------------------------------------- the plan

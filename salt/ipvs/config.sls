@@ -10,7 +10,7 @@ ipvs-config-file-modules_conf:
     - name: {{ ipvs.modules_file }}
     - contents: |
         # Managed by Salt (hpcnet ipvs): IPVS and the schedulers the pillar's services use.
-        {%- for module in [ipvs.module] + salt['ipvs.scheduler_modules']() %}
+        {%- for module in salt['ipvs.kernel_modules']() %}
         {{ module }}
         {%- endfor %}
     - mode: '0644'

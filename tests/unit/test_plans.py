@@ -104,3 +104,15 @@ def test_the_real_servers_are_read_from_proc_net_ip_vs():
         "-a -t 10.12.0.10:22 -r 10.12.0.22:22 -g -w 2", "-a -t 10.12.0.10:22 -r 10.12.0.21:22 -g -w 1",
         "-a -u 10.12.0.10:53 -r 10.7.7.1:5353 -m -w 1", "-a -f 22 -r 10.12.0.23:0 -i -w 0"])
     assert set(conns) == {r.key() for r in reals}
+
+
+def test_the_kernel_modules_a_table_needs():
+    table = hpc_ipvs.parse_rules("-A -t 10.12.0.10:22 -s wlc\n-A -u 10.12.0.10:53 -s rr\n-A -t 10.12.0.11:22 -s wlc")
+    assert hpc_ipvs.kernel_modules(table) == ["ip_vs", "ip_vs_wlc", "ip_vs_rr"]
+
+
+def test_a_real_server_the_kernel_made_local_is_written_as_ipvsadm_does():
+    """The kernel forwards to a director's own address as "Local"; the table's text (ipvs.table)
+    must not fail on one, whoever made it."""
+    assert hpc_ipvs.RealServer("tcp 10.12.0.10:22", "10.12.0.11", 22, "local", 1).text() == \
+        "-a -t 10.12.0.10:22 -r 10.12.0.11:22 -g -w 1"
