@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PILLAR ?= pillar
 DEMO_HOST ?= labcn1
 
-.PHONY: help deps venv config check-pillar demo preview bench-lab bench-scale bench-heal bench-nat-failover bench-leak bench-faults bench-storm bench-ipvs-sync test test-unit test-functional test-integration lint install-hook clean
+.PHONY: help deps venv config check-pillar demo preview bench-lab bench-scale bench-heal bench-nat-failover bench-leak bench-faults bench-storm bench-ipvs-sync bench-lvs-detect test test-unit test-functional test-integration lint install-hook clean
 
 help:
 	@echo "make demo            the example cluster as a lab on this machine, configured by Salt, a fault healed"
@@ -20,6 +20,7 @@ help:
 	@echo "make bench-storm     30 compute nodes flap ib0 at once, 10 times: local heal, master confirmation, jobs per event"
 	@echo "make bench-faults    SIGKILL keepalived on the master NAT router: back, one VIP holder, flow gap [BENCH_LAB=prefix]"
 	@echo "make bench-ipvs-sync IPVS table of 1000 services x 10 real servers in a director VM vs ipvsadm -R [BENCH_LAB=prefix]"
+	@echo "make bench-lvs-detect  a frontend's sshd killed or silent -> weight 0 on both directors, 20 runs each [BENCH_LAB=prefix]"
 	@echo "make bench-scale     check-pillar and one highstate's render, example vs grown to N nodes [BENCH_SIZES=1024,4096]"
 
 deps:
@@ -46,7 +47,8 @@ demo: deps venv
 # then fails (TypeError on beacons.list's None). The preview leaves those two states out.
 PREVIEW_EXCLUDE = [{"id": "policy_routing-config-beacon-present"}, {"id": "keepalived-service-beacon-present"}, \
   {"id": "keepalived-service-beacon-daemon"}, {"id": "natrouter-service-beacon-daemon"}, {"id": "diskless-service-beacon-daemon"}, \
-  {"id": "ipvs-service-beacon-present-refresh"}, {"id": "frontend-service-beacon-present-refresh"}]
+  {"id": "ipvs-service-beacon-present-refresh"}, {"id": "ipvs-service-beacon-present-health"}, \
+  {"id": "frontend-service-beacon-present-refresh"}]
 
 preview: deps config
 	$(VENV)/bin/salt-call --local --id $(DEMO_HOST) saltutil.sync_all >/dev/null
@@ -81,6 +83,9 @@ bench-storm: deps venv
 
 bench-ipvs-sync: deps venv
 	$(PY) bench/ipvs_sync.py $(if $(BENCH_LAB),--prefix $(BENCH_LAB))
+
+bench-lvs-detect: deps venv
+	$(PY) bench/lvs_detect.py $(if $(BENCH_LAB),--prefix $(BENCH_LAB))
 
 lint: venv
 	$(VENV)/bin/ruff check .

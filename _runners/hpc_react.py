@@ -12,10 +12,11 @@ from __future__ import annotations
 import logging
 import threading
 
+import salt.cache
 import salt.client
 import salt.utils.event
 
-from hpc_synced import hpc_batch, hpc_signed
+from hpc_synced import hpc_batch, hpc_signed, hpc_types
 
 log = logging.getLogger(__name__)
 __virtualname__ = "hpc_react"
@@ -24,6 +25,10 @@ REJECTED = "hpc/security/rejected"
 # at most HEAL_CAP seconds (hpc_batch; bench-storm: jobs per event).
 HEAL_QUIET = 0.05
 HEAL_CAP = 0.5
+# Both LVS directors probe every real server; their reports of one change arrive within about a
+# second of each other (probe phase, a TCG director's event path): the master waits this long
+# before asking a silent director to re-probe (a job costs ~8 s of CPU in a TCG director).
+AGREE_WINDOW = 3.0
 # How the master brings a dead daemon back on its minion: keepalived first drops the virtual
 # addresses a SIGKILLed keepalived left behind (else both routers hold the gateway's VIP).
 REVIVE = {"keepalived": "keepalived.revive"}
@@ -141,3 +146,53 @@ def vrrp(tag, data):
     if verdict.ok:
         log.info("hpc: VRRP %s on %s", tag, verdict.minion)
     return {"acted": False, "minion": verdict.minion, "reason": verdict.reason}
+
+
+def _directors(minion):
+    """The LVS directors as the master's own copy of ``minion``'s pillar names them (Salt's
+    minion data cache, written at each pillar compile: not the event's word); [] when unknown."""
+    pillar = salt.cache.factory(__opts__).fetch("pillar", minion) or {}
+    expr = (pillar.get("lvs") or {}).get("directors") if isinstance(pillar, dict) else None
+    try:
+        return hpc_types.expand(expr) if isinstance(expr, str) and expr else []
+    except Exception:  # noqa: BLE001 - a pillar the gate would refuse: no director known
+        return []
+
+
+def lvs_health(tag, data, window=AGREE_WINDOW):
+    """
+    ``hpc/lvs/health/<address>/<down|up>`` from a verified LVS director, sent once its own table
+    says so (its beacon set the weight first). Every director probes every real server itself,
+    so their reports of one change arrive within a second or so of each other: the master waits
+    ``window`` seconds for them, and asks only the directors that stayed silent to re-probe that
+    server now and apply their own verdict (``ipvs.recheck``): no table changes on another
+    director's word, and two directors that agree cost no job. A sender that is not a director
+    in the master's copy of its pillar is refused and recorded like a bad signature.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run hpc_react.lvs_health tag=hpc/lvs/health/10.12.0.22/down data='{...}'
+    """
+    verdict = _verified(tag, data)
+    if not verdict.ok:
+        return {"acted": False, "reason": verdict.reason}
+    directors = _directors(verdict.minion)
+    if verdict.minion not in directors:
+        reason = f"{verdict.minion} is not an LVS director (lvs.directors: {', '.join(directors) or 'none'})"
+        log.warning("hpc: dropped %s: %s", tag, reason)
+        _fire(REJECTED, {"tag": tag, "claimed": verdict.minion, "reason": reason, "sender": verdict.sender})
+        return {"acted": False, "minion": verdict.minion, "reason": reason}
+    reporters = hpc_batch.gather(("lvs_health", tag), verdict.minion, float(window), float(window))
+    if reporters is None:
+        return {"acted": False, "minion": verdict.minion, "batched": True}
+    silent = [d for d in directors if d not in reporters]
+    if not silent:
+        log.info("hpc: %s: every director reported it (%s)", tag, ",".join(reporters))
+        return {"acted": False, "reporters": reporters, "reason": "every director reported it"}
+    address = tag.split("/")[3]
+    jid = _publish(silent, "ipvs.recheck", tgt_type="list", kwarg={"addresses": [address]})
+    log.warning("hpc: %s reported by %s only: ipvs.recheck on %s (job %s)", tag, ",".join(reporters),
+                ",".join(silent), jid)
+    return {"acted": True, "reporters": reporters, "rechecked": silent, "jid": jid}

@@ -17,7 +17,9 @@ def table_applied(name):
     """
     The director's IPVS table holds the pillar's services and real servers (``lvs.services``):
     settings edited in place, never deleted and re-added; services we do not own untouched.
-    ``test=True`` lists the exact steps. On a host that is not a director, nothing to do.
+    ``test=True`` lists the exact steps. The weights are the pillar's as health, drains and
+    load change them now (``ipvs.overrides``): a highstate never puts a dead or drained real
+    server back. On a host that is not a director, nothing to do.
 
     .. code-block:: yaml
 
@@ -26,7 +28,8 @@ def table_applied(name):
             - name: lvs services
     """
     # Nothing to change still makes this pillar the last applied one: what a restart restores.
-    return hpc_change.converge_recorded(name, "IPVS table", lambda: __salt__["ipvs.plan"]()["changes"],
+    # The plan's problems (more than half a pool probed dead: kept in) fail the state, said.
+    return hpc_change.converge_recorded(name, "IPVS table", __salt__["ipvs.plan"],
                                         lambda: __salt__["ipvs.apply"](), __opts__["test"],
                                         errors=(CommandExecutionError,))
 

@@ -16,9 +16,27 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 BANNER = b"SSH-"
+SSH_PORT = 22  # what a fwmark service's real server (port 0: the packet's own) is probed on
+
+
+def targets(reals: Iterable[Any]) -> list[tuple[str, int]]:
+    """Each distinct (address, port) to probe among a table's real servers, in order."""
+    return list(dict.fromkeys((r.address, r.port or SSH_PORT) for r in reals))
+
+
+def verdict(results: Sequence[bool]) -> bool | None:
+    """A re-probe's clear verdict: True when every probe succeeded, False when every one failed,
+    None when they disagree (a flapping server: no change on a claim that does not hold)."""
+    if results and all(results):
+        return True
+    if results and not any(results):
+        return False
+    return None
 
 
 @dataclass(frozen=True)
@@ -28,12 +46,16 @@ class Probe:
     seconds: float
 
 
-def probe_ssh(address: str, port: int = 22, timeout: float = 0.5) -> Probe:
-    """Connect and read the first line, within ``timeout`` seconds in all."""
+def probe_ssh(address: str, port: int = 22, timeout: float = 0.5, connect_timeout: float | None = None) -> Probe:
+    """Connect within ``connect_timeout`` (default: ``timeout``) and read the first line, within
+    ``timeout`` seconds in all. The two differ because they measure different things: the
+    server's kernel answers a SYN at once however busy sshd is, so a connect that takes long
+    means packets are lost (a silent frontend); sshd's banner waits for a fork and an exec,
+    which a loaded frontend may take a while to do."""
     started = time.monotonic()
     connected, data = False, b""
     try:
-        with socket.create_connection((address, port), timeout=timeout) as sock:
+        with socket.create_connection((address, port), timeout=min(timeout, connect_timeout or timeout)) as sock:
             connected = True
             while b"\n" not in data and len(data) < 256:
                 left = started + timeout - time.monotonic()

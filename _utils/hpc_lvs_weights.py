@@ -10,13 +10,22 @@ draining, and each one's load factor (1.0: idle; smaller: busier). Rules, in ord
   is reported;
 - a live frontend's weight is scaled by its load factor and never reaches 0 from load alone.
 
+``weighted`` applies these rules to a director's IPVS table, service by service, with the real
+servers known by address (what a director probes, and what its table holds).
+
 Pure Python; no Salt dunders, no I/O.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpc_ipvs import Table
+
+SUBSYSTEM = "ipvs_overrides"  # its hpc_applied record on a director: health, drains, load
 
 
 @dataclass(frozen=True)
@@ -45,3 +54,40 @@ def effective(pillar: Mapping[str, int], dead: Set[str] = frozenset(), drained: 
         if out.get(host, 0) > 0:
             out[host] = max(1, round(out[host] * min(max(factor, 0.0), 1.0)))
     return Weights(out, kept)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What moves a director's weights away from the pillar's now, by real-server address.
+    Kept on the director (``SUBSYSTEM``): a restart or a highstate keeps them."""
+
+    dead: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # address -> {"since", "detail"}
+    drained: Mapping[str, dict[str, Any]] = field(default_factory=dict)  # address -> {"host", "since", ...}
+    load: Mapping[str, float] = field(default_factory=dict)  # address -> load factor
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any] | None) -> Overrides:
+        record = record or {}
+        return cls(dict(record.get("dead", {})), dict(record.get("drained", {})), dict(record.get("load", {})))
+
+    def as_record(self) -> dict[str, Any]:
+        return {"dead": dict(self.dead), "drained": dict(self.drained), "load": dict(self.load)}
+
+    def with_health(self, address: str, up: bool, since: float, detail: str = "") -> Overrides:
+        dead = {a: v for a, v in self.dead.items() if a != address}
+        if not up:
+            dead[address] = self.dead.get(address) or {"since": since, "detail": detail}
+        return dataclasses.replace(self, dead=dead)
+
+
+def weighted(table: Table, overrides: Overrides) -> tuple[Table, list[str]]:
+    """``table`` with each service's real-server weights as ``effective`` says, and the
+    refusals to report. Per service: the half-the-pool rule counts that service's pool."""
+    reals, problems = [], []
+    for svc in table.services:
+        pool = table.reals_of(svc.key())
+        got = effective({r.address: r.weight for r in pool}, set(overrides.dead), set(overrides.drained),
+                        overrides.load)
+        reals += [dataclasses.replace(r, weight=got.weights[r.address]) for r in pool]
+        problems += [f"{svc.key()}: {p}" for p in got.problems()]
+    return dataclasses.replace(table, reals=tuple(reals)), problems

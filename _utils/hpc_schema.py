@@ -102,11 +102,21 @@ class NodeGroup(Model):
 # ---------------------------------------------------------------- lvs and keepalived
 
 
-class HealthCheck(Model):
-    type: Literal["tcp"] = "tcp"
-    interval: Annotated[Int, Field(ge=1)] = 5
-    timeout: Annotated[Int, Field(ge=1)] = 3
-    retries: Annotated[Int, Field(ge=1)] = 2
+class LvsHealth(Model):
+    """How each director probes the pool's real servers (sshd accepts and says ``SSH-``)."""
+
+    @model_validator(mode="after")
+    def _connect_within_the_probe(self) -> LvsHealth:
+        if self.connect_timeout > self.timeout:
+            raise ValueError(f"connect_timeout: must be <= timeout ({self.timeout:g})")
+        return self
+
+    interval: float = Field(default=0.25, ge=0.05, le=60)  # seconds between two probes of one server
+    timeout: float = Field(default=0.5, gt=0, le=30)  # seconds a probe may take in all
+    # seconds for the connection alone: the kernel answers at once, however busy sshd is
+    connect_timeout: float = Field(default=0.25, gt=0, le=30)
+    fall: Annotated[Int, Field(ge=1, le=100)] = 2  # failed probes in a row: weight 0
+    rise: Annotated[Int, Field(ge=1, le=100)] = 3  # good probes in a row: its weight back
 
 
 class RealServer(Model):
@@ -135,7 +145,6 @@ class LvsService(Model):
     # Where the directors reach the real servers (seed 000's NAT: a private network); default: network.
     real_network: Name | None = None
     real_servers: list[RealServer] = []
-    health_check: HealthCheck = HealthCheck()
 
     @model_validator(mode="after")
     def _fwmark_with_its_protocol(self) -> LvsService:
@@ -164,6 +173,7 @@ class Lvs(Model):
     directors: NodeSetStr | None = None
     services: list[LvsService] = []
     sync: LvsSync | None = None
+    health: LvsHealth = LvsHealth()
 
 
 class VrrpInstance(Model):

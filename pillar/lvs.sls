@@ -3,6 +3,9 @@ lvs:
   directors: lablvs[1-2]
   # IPVS connection sync, both ways: an open SSH session survives a failover and a failback.
   sync: {network: admin, sync_id: 51}
+  # Each director probes every real server's sshd 4 times a second (connected within 0.25 s,
+  # 'SSH-' within 0.5 s): 2 failures in a row -> weight 0 there at once; 3 successes -> back.
+  health: {interval: 0.25, timeout: 0.5, connect_timeout: 0.25, fall: 2, rise: 3}
   services:
     - name: ssh
       network: wan
@@ -16,4 +19,3 @@ lvs:
         - {host: labfe1, weight: 1}
         - {host: labfe2, weight: 1}
         - {host: labfe3, weight: 1}
-      health_check: {type: tcp, interval: 2, timeout: 1, retries: 2}

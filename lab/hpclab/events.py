@@ -65,6 +65,7 @@ class Watch:
             if doc.get("ready"):
                 self.ready.set()
             else:
+                doc["_seen"] = time.monotonic()  # when this host read it: for benches' timings
                 with self.lock:
                     self.events.append(doc)
 

@@ -1,5 +1,5 @@
-{#- Removes what this formula made and nothing else: the refresh beacon first (or it would put the
-    table back), then every IPVS service we own (services made by hand stay), then our
+{#- Removes what this formula made and nothing else: the refresh and health beacons first (or
+    they would put the table or a weight back), then every IPVS service we own (services made by hand stay), then our
     modules-load file (loaded modules are left loaded). Works whatever the pillar says. #}
 {%- from tpldir ~ "/map.jinja" import ipvs with context %}
 ipvs-clean-beacon-absent-refresh:
@@ -7,11 +7,17 @@ ipvs-clean-beacon-absent-refresh:
     - name: hpc_refresh_ipvs
     - save: True
 
+ipvs-clean-beacon-absent-health:
+  beacon.absent:
+    - name: hpc_lvs_health
+    - save: True
+
 ipvs-clean-ipvs-table_absent:
   ipvs.table_absent:
     - name: {{ ipvs.table }}
     - require:
       - beacon: ipvs-clean-beacon-absent-refresh
+      - beacon: ipvs-clean-beacon-absent-health
 
 ipvs-clean-file-absent-modules_conf:
   file.absent:

@@ -17,4 +17,19 @@ ipvs-service-beacon-present-refresh:
     - first: {{ ipvs.refresh.first }}
     - require:
       - ipvs: ipvs-config-ipvs-table_applied
+
+{#- Each director probes the pool's real servers several times a second (lvs.health) and sets a
+    dead one's weight to 0 in its own table at once; the master has both re-probe and agree. #}
+{%- set health = salt['ipvs.health_settings']() %}
+ipvs-service-beacon-present-health:
+  beacon.present:
+    - name: hpc_lvs_health
+    - save: True
+    - interval: {{ health.interval }}
+    - timeout: {{ health.timeout }}
+    - connect_timeout: {{ health.connect_timeout }}
+    - fall: {{ health.fall }}
+    - rise: {{ health.rise }}
+    - require:
+      - ipvs: ipvs-config-ipvs-table_applied
 {%- endif %}

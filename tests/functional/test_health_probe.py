@@ -63,3 +63,25 @@ def test_a_server_that_accepts_and_says_nothing_is_dead_within_the_timeout(serve
 def test_something_else_than_ssh_is_dead(server):
     probe = probe_ssh("127.0.0.1", server(b"HTTP/1.1 400 Bad Request\r\n"))
     assert not probe.ok and probe.detail.startswith("not ssh: HTTP/1.1")
+
+
+def test_a_connection_that_is_not_answered_fails_within_the_connect_timeout():
+    """Packets lost (a silent frontend): the SYN goes unanswered. Here a listener whose accept
+    queue is full and never drained: the kernel drops further SYNs. The probe gives up after
+    ``connect_timeout``, not after the whole ``timeout`` a slow sshd's banner may take."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    try:
+        for _ in range(4):  # fill the accept queue (and the SYN backlog of a listen(0) socket)
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", port))
+            fillers.append(s)
+        probe = probe_ssh("127.0.0.1", port, timeout=2.0, connect_timeout=0.2)
+        assert not probe.ok and probe.detail == "timeout" and 0.15 < probe.seconds < 0.6, probe
+    finally:
+        for s in fillers + [listener]:
+            s.close()

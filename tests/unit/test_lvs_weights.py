@@ -32,3 +32,59 @@ def test_a_drain_counts_against_the_half_but_is_never_refused():
 def test_load_scales_a_live_weight_but_never_to_zero():
     got = effective(POOL, dead={"labfe1"}, load={"labfe1": 0.5, "labfe2": 0.5, "labfe3": 0.01, "labfe4": 2.0})
     assert got.weights == {"labfe1": 0, "labfe2": 2, "labfe3": 1, "labfe4": 4}
+
+
+# ---------------------------------------------------------------- a director's table
+
+
+def table(text):
+    from hpc_ipvs import parse_rules
+
+    return parse_rules(text)
+
+
+TABLE = """-A -t 10.12.0.10:22 -s wlc -p 600
+-a -t 10.12.0.10:22 -r 10.12.0.21:22 -g -w 1
+-a -t 10.12.0.10:22 -r 10.12.0.22:22 -g -w 2
+-a -t 10.12.0.10:22 -r 10.12.0.23:22 -g -w 3
+-A -t 10.12.0.11:22 -s rr
+-a -t 10.12.0.11:22 -r 10.12.0.22:22 -g -w 5
+-a -t 10.12.0.11:22 -r 10.12.0.23:22 -g -w 5"""
+
+
+def weights(tbl):
+    return {r.key(): r.weight for r in tbl.reals}
+
+
+def test_a_dead_real_server_gets_zero_in_every_service_it_is_in():
+    from hpc_lvs_weights import Overrides, weighted
+
+    got, problems = weighted(table(TABLE), Overrides().with_health("10.12.0.22", False, 1.0, "refused"))
+    assert weights(got) == {
+        "tcp 10.12.0.10:22 -> 10.12.0.21:22": 1, "tcp 10.12.0.10:22 -> 10.12.0.22:22": 0,
+        "tcp 10.12.0.10:22 -> 10.12.0.23:22": 3,
+        "tcp 10.12.0.11:22 -> 10.12.0.22:22": 0, "tcp 10.12.0.11:22 -> 10.12.0.23:22": 5}
+    assert problems == [] and got.services == table(TABLE).services
+
+
+def test_the_half_of_the_pool_is_counted_per_service():
+    from hpc_lvs_weights import Overrides, weighted
+
+    dead = Overrides().with_health("10.12.0.22", False, 1.0).with_health("10.12.0.23", False, 1.0)
+    got, problems = weighted(table(TABLE), dead)
+    w = weights(got)
+    # 10.12.0.10: 1 of 3 may go (22 goes, 23 kept); 10.12.0.11: 1 of 2 (22 goes, 23 kept)
+    assert (w["tcp 10.12.0.10:22 -> 10.12.0.22:22"], w["tcp 10.12.0.10:22 -> 10.12.0.23:22"]) == (0, 3)
+    assert (w["tcp 10.12.0.11:22 -> 10.12.0.22:22"], w["tcp 10.12.0.11:22 -> 10.12.0.23:22"]) == (0, 5)
+    assert len(problems) == 2 and problems[0].startswith("tcp 10.12.0.10:22: 10.12.0.23: probed dead but kept")
+
+
+def test_health_back_up_restores_the_pillar_weight_and_the_record_round_trips():
+    from hpc_lvs_weights import Overrides, weighted
+
+    down = Overrides().with_health("10.12.0.22", False, 5.0, "timeout")
+    assert Overrides.from_record(down.as_record()) == down
+    again = down.with_health("10.12.0.22", False, 9.0, "refused")
+    assert again.dead["10.12.0.22"] == {"since": 5.0, "detail": "timeout"}  # down since the first time
+    back = down.with_health("10.12.0.22", True, 6.0)
+    assert back.dead == {} and weights(weighted(table(TABLE), back)[0]) == weights(table(TABLE))

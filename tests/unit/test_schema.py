@@ -86,6 +86,10 @@ MISTAKES = [
      "lvs.services[0].real_network: is not a declared network (declared: admin, ib, wan) (got 'storage')"),
     ("unknown forwarding method", ("lvs.services.0.forward", "masq"),
      "lvs.services[0].forward: must be one of nat, dr or tun (got 'masq')"),
+    ("probe interval too short", ("lvs.health.interval", 0.01),
+     "lvs.health.interval: must be >= 0.05 (got 0.01)"),
+    ("connect timeout longer than the probe", ("lvs.health.connect_timeout", 2.0),
+     "lvs.health.connect_timeout: must be <= timeout (0.5) (got 2.0)"),
 ]
 
 

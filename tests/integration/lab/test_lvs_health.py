@@ -1,0 +1,142 @@
+"""A frontend's sshd dies (issue 11, points 5 and 6): each director's hpc_lvs_health beacon takes
+it out of its own table within seconds and says so in a signed event; the master has both
+directors re-probe it (ipvs.recheck); new logins through the VIP avoid it, a client persisted to
+it is scheduled elsewhere; when sshd is back it gets its weight back and logins reach it again.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from hpclab import cluster, events, logins
+from hpclab import salt as labsalt
+
+FRONTEND, ADDRESS = "labfe2", "10.12.0.22"
+DIRECTORS = ("lablvs1", "lablvs2")
+VIP = "10.12.0.10:22"
+
+
+@pytest.fixture(scope="module")
+def pool(lab, converged):
+    return lab
+
+
+def _weight(lab: cluster.Lab, director: str) -> int:
+    rc, text, err = lab.exec(director, ["ipvsadm", "-S", "-n"], timeout=60)
+    assert rc == 0, err
+    line = next((w for w in text.splitlines() if f"-t {VIP} -r {ADDRESS}:22" in w), None)
+    assert line, text
+    return int(line.split("-w ")[1].split()[0])
+
+
+def _from_both(bus: events.Watch, tag: str, timeout: float) -> dict[str, dict]:
+    """The event ``tag`` from each director (the sender the master authenticated), waiting."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = {e["data"]["id"]: e["data"]["data"] for e in bus.seen(lambda e: e["tag"] == tag)}
+        if set(got) >= set(DIRECTORS) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+def _rechecks(bus: events.Watch, timeout: float, directors=DIRECTORS) -> dict[str, dict]:
+    """Each director's return of an ipvs.recheck job the master's reactor published."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = {e["data"]["id"]: e["data"]["return"] for e in bus.seen(
+            lambda e: e["tag"].startswith("salt/job/") and e["data"].get("fun") == "ipvs.recheck"
+            and "return" in e["data"])}
+        if set(got) >= set(directors) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)
+
+
+def _published_rechecks(bus: events.Watch) -> list[dict]:
+    return bus.seen(lambda e: e["tag"].startswith("salt/job/") and e["tag"].endswith("/new")
+                    and e["data"].get("fun") == "ipvs.recheck")
+
+
+def test_a_dead_sshd_is_taken_out_by_both_directors_and_comes_back(pool):
+    """Both directors see it and say so: their tables agree, the master publishes no job."""
+    lab = pool
+    assert [_weight(lab, d) for d in DIRECTORS] == [1, 1]
+    with logins.sources(lab, "10.12.0.40", 12) as sources:
+        # A client persisted to labfe2 before it dies (600 s persistence in the pillar).
+        on_fe2 = next((s for s in sources if logins.login(lab, s) == FRONTEND), None)
+        assert on_fe2, "no source of 12 landed on labfe2"
+        with events.watch(lab, "hpc/lvs/", seconds=240) as health, events.watch(lab, "salt/job/", seconds=240) as jobs:
+            killed = time.monotonic()
+            lab.kill(FRONTEND, "sshd")
+            try:
+                down = _from_both(health, f"hpc/lvs/health/{ADDRESS}/down", 10)
+                took = time.monotonic() - killed
+                assert set(down) == set(DIRECTORS), f"down reported by {sorted(down)} only"
+                assert all(d["detail"] == "refused" and d["changes"] for d in down.values()), down
+                assert all("hpc_auth" in d for d in down.values()), "unsigned health events"
+                assert [_weight(lab, d) for d in DIRECTORS] == [0, 0]
+                landed = logins.spread(lab, [s for s in sources if s != on_fe2])
+                assert FRONTEND not in landed, landed
+                assert logins.login(lab, on_fe2) != FRONTEND  # its persistence template expired
+                assert _published_rechecks(jobs) == []  # both agreed: nothing to reconcile
+            finally:
+                restarted = time.monotonic()
+                assert lab.exec(FRONTEND, ["service", "ssh", "start"])[0] == 0
+            up = _from_both(health, f"hpc/lvs/health/{ADDRESS}/up", 15)
+            assert set(up) == set(DIRECTORS), f"up reported by {sorted(up)} only"
+            assert [_weight(lab, d) for d in DIRECTORS] == [1, 1]
+        print(f"down on both after {took:.2f} s; up on both {time.monotonic() - restarted:.2f} s after the restart")
+    with logins.sources(lab, "10.12.0.60", 15) as sources:
+        assert FRONTEND in logins.spread(lab, sources)
+
+
+def test_a_director_that_did_not_see_it_is_made_to_re_probe(pool):
+    """lablvs2's probes are off (its beacon disabled): lablvs1 alone reports labfe2 dead; the
+    master has lablvs2, and only lablvs2, re-probe it, and lablvs2's own verdict takes it out."""
+    lab, silent = pool, "lablvs2"
+    assert lab.salt_json([silent, "beacons.disable_beacon", "hpc_lvs_health"], timeout=120)[silent]["result"]
+    try:
+        time.sleep(8)  # its probes stop once the beacon was not called for 5 s (and a rescan)
+        with events.watch(lab, "hpc/lvs/", seconds=240) as health, events.watch(lab, "salt/job/", seconds=240) as jobs:
+            lab.kill(FRONTEND, "sshd")
+            try:
+                assert health.wait_for(lambda e: e["tag"] == f"hpc/lvs/health/{ADDRESS}/down"
+                                       and e["data"]["id"] == "lablvs1", 10)
+                rechecks = _rechecks(jobs, 120, directors=[silent])
+                assert set(rechecks) == {silent}, rechecks
+                assert rechecks[silent][ADDRESS]["up"] is False and rechecks[silent][ADDRESS]["applied"]["changes"]
+                assert {e["data"]["id"] for e in jobs.seen(lambda e: "/ret/" in e["tag"]
+                                                           and e["data"].get("fun") == "ipvs.recheck")} == {silent}
+                assert [_weight(lab, d) for d in DIRECTORS] == [0, 0]
+            finally:
+                assert lab.exec(FRONTEND, ["service", "ssh", "start"])[0] == 0
+    finally:
+        lab.salt_json([silent, "beacons.enable_beacon", "hpc_lvs_health"], timeout=120)
+    deadline = time.monotonic() + 30
+    while [_weight(lab, d) for d in DIRECTORS] != [1, 1] and time.monotonic() < deadline:
+        time.sleep(1)
+    assert [_weight(lab, d) for d in DIRECTORS] == [1, 1]
+
+
+def test_a_health_claim_from_a_minion_that_is_no_director_is_refused(pool):
+    """labcn2 signs, with its own key, a report that labfe2 is dead: the signature holds, but the
+    master's copy of labcn2's pillar does not make it a director: refused, recorded, no recheck."""
+    lab, spoofer, tag = pool, "labcn2", f"hpc/lvs/health/{ADDRESS}/down"
+    sign = ("import json, sys; sys.path.insert(0, sys.argv[1]); import hpc_signed; "
+            "import salt.config; opts = salt.config.minion_config(sys.argv[2]); "
+            f"print(json.dumps(hpc_signed.sign(opts, {tag!r}, {{'address': {ADDRESS!r}, 'state': 'down'}})))")
+    rc, signed, err = lab.exec(spoofer, [str(labsalt.BIN / "python"), "-c", sign, str(labsalt.REPO / "_utils"),
+                                         str(labsalt.config_dir(lab.run, spoofer) / "minion")])
+    assert rc == 0, err
+    with events.watch(lab, "", seconds=60) as bus:
+        rc, out, err = lab.salt([spoofer, "event.send", tag, f"data={signed.strip()}", "-t", "60"], timeout=120)
+        assert rc == 0 and "True" in out, out + err
+        refusal = bus.wait_for(lambda e: e["tag"] == "hpc/security/rejected"
+                               and "not an LVS director" in e["data"].get("reason", ""), 20)
+        time.sleep(3)  # a recheck would have been published within ms of the verdict
+        published = bus.seen(lambda e: e["tag"].startswith("salt/job/") and e["data"].get("fun") == "ipvs.recheck")
+    assert refusal, json.dumps(bus.seen())[-2000:]
+    assert refusal["data"]["claimed"] == spoofer and refusal["data"]["sender"] == spoofer
+    assert published == []
