@@ -46,6 +46,20 @@ def _overrides():
     return hpc_lvs_weights.Overrides.from_record(hpc_applied.load(__opts__["cachedir"], hpc_lvs_weights.SUBSYSTEM))
 
 
+def _finish_drains(overrides, have, test):
+    """Drains whose real servers have no active connection left here (in the services whose VIP
+    this director holds: a backup's are the sync daemon's copies), or whose timeout passed,
+    become finished (their real servers leave the table); recorded unless ``test`` (which plans
+    what the real run will do)."""
+    if not overrides.drained:
+        return overrides
+    local = set(__salt__["network.ip_addrs"]())
+    finished = overrides.finish_drains(hpc_lvs_weights.active_by_address(have, local), time.time())
+    if finished != overrides and not test:
+        hpc_applied.save(__opts__["cachedir"], hpc_lvs_weights.SUBSYSTEM, finished.as_record())
+    return finished
+
+
 def _handle():
     try:
         return hpc_ipvs_kernel.NetlinkIpvs()
@@ -98,15 +112,17 @@ def _apply_spec(spec, digest, test, source, also_owned=()):
     (``hpc_lvs_weights``), against the kernel; apply it unless ``test``, read back, record the
     spec (the pillar's weights: the overrides are kept apart). Ours: the spec's services, those
     recorded, and ``also_owned``."""
-    want, problems = hpc_lvs_weights.weighted(hpc_ipvs.parse_rules(spec["table"]), _overrides())
+    base = hpc_ipvs.parse_rules(spec["table"])
     owned = set(_record().get("owned", [])) | set(also_owned)
-    if not want.services and not want.daemons and not owned:
+    if not base.services and not base.daemons and not owned:
         return {"changes": [], "errors": [], "problems": [], "applied": False}  # never a director: no IPVS socket
-    if want.services and not test:
-        _load_modules(want)
+    if base.services and not test:
+        _load_modules(base)
     handle = _handle()
     try:
-        steps = (_quiescent_step() if want.services else []) + hpc_ipvs.plan(want, handle.read(), owned)
+        have = handle.read()
+        want, problems = hpc_lvs_weights.weighted(base, _finish_drains(_overrides(), have, test))
+        steps = (_quiescent_step() if want.services else []) + hpc_ipvs.plan(want, have, owned)
         errors = []
         if steps and not test:
             errors = _set_quiescent() if any(c.kind == "sysctl" for c in steps) else []
@@ -381,3 +397,125 @@ def recheck(addresses=None, probes=None, interval=None, timeout=None):
             entry["applied"] = set_health(address, verdict, detail=results[-1].detail)
         report[address] = entry
     return report
+
+
+def _pool_addresses(host):
+    """{address: [service keys]} of ``host`` as a real server of the pillar's services."""
+    ctx = _ctx()
+    out = {}
+    for svc in ctx.sections["lvs"].services:
+        for real in svc.real_servers:
+            if real.host == host:
+                address = ctx.inventory[host].interfaces[svc.reals_on].ip
+                out.setdefault(address, []).append(hpc_ipvs.service_of(svc).key())
+    return out
+
+
+def drain(host, timeout=600):
+    """
+    Drain ``host`` out of the login pool on this director: weight 0 in every service at once (no
+    new client goes there; open sessions go on), then its real servers leave the table when
+    they have no active connection left or ``timeout`` seconds passed, whichever comes first
+    (checked at every apply: the minute's re-apply, ``ipvs.drains``, a highstate). Kept in the
+    overrides record: a restart or a highstate does not undo it; ``ipvs.undrain`` does. A host
+    that is not a real server of any service is an error; nothing is changed then.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lablvs*' ipvs.drain labfe2 timeout=3600
+    """
+    addresses = _pool_addresses(str(host))
+    if not addresses:
+        pool = sorted({r.host for svc in _ctx().sections["lvs"].services for r in svc.real_servers})
+        raise CommandExecutionError(f"drain: {host} is not a real server of any lvs service "
+                                    f"(real servers: {', '.join(pool) or 'none'})")
+    if float(timeout) <= 0:
+        raise CommandExecutionError(f"drain: timeout must be > 0 seconds (got {timeout})")
+    with hpc_applied.exclusive(LOCK):
+        updated = _overrides().with_drain(str(host), sorted(addresses), time.time(), float(timeout))
+        hpc_applied.save(__opts__["cachedir"], hpc_lvs_weights.SUBSYSTEM, updated.as_record())
+        record = _record()
+        result = _apply_spec(record["spec"], record.get("pillar_digest"), False, source="drain") if record else {}
+    return {"host": str(host), "addresses": sorted(addresses), "changes": result.get("changes", []),
+            "errors": result.get("errors", []), "drains": drains()}
+
+
+def undrain(host):
+    """
+    Cancel ``host``'s drain on this director: its real servers come back (re-added if the drain
+    had finished) with the weight health and the pillar give them.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lablvs*' ipvs.undrain labfe2
+    """
+    with hpc_applied.exclusive(LOCK):
+        current = _overrides()
+        updated = current.without_drain(str(host))
+        if updated == current:
+            return {"host": str(host), "changes": [], "errors": [], "drained": False}
+        hpc_applied.save(__opts__["cachedir"], hpc_lvs_weights.SUBSYSTEM, updated.as_record())
+        record = _record()
+        result = _apply_spec(record["spec"], record.get("pillar_digest"), False, source="undrain") if record else {}
+    return {"host": str(host), "changes": result.get("changes", []), "errors": result.get("errors", []),
+            "drained": True}
+
+
+def drains(advance=False):
+    """
+    The drains on this director, by real-server address: host, since, timeout, whether it
+    finished (``removed``), and the active and inactive connections the real server has now.
+    ``advance=True`` first applies the recorded table, so a drain whose connections reached 0
+    finishes now rather than at the next minute's re-apply.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lablvs*' ipvs.drains
+    """
+    if advance:
+        reapply()
+    conns = table()["connections"]
+    out = {}
+    for address, drain in _overrides().drained.items():
+        mine = [c for key, c in conns.items() if key.split(" -> ")[1].rsplit(":", 1)[0] == address]
+        out[address] = {**drain, "active": sum(c["active"] for c in mine), "inactive": sum(c["inactive"] for c in mine)}
+    return out
+
+
+def status():
+    """
+    This director's view of the pool: each service of its table with its real servers (weight,
+    active and inactive connections, health from the probes, drain), and whether this director
+    holds the service's VIP now. What ``salt-run lvs.status`` gathers from every director.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lablvs*' ipvs.status
+    """
+    handle = _handle()
+    try:
+        have = handle.read()
+    finally:
+        handle.close()
+    overrides, local = _overrides(), set(__salt__["network.ip_addrs"]())
+    services = {}
+    for svc in have.services:
+        reals = {}
+        for real in have.reals_of(svc.key()):
+            conns = have.conns.get(real.key())
+            reals[f"{real.address}:{real.port}"] = {
+                "weight": real.weight, "active": conns.active if conns else 0,
+                "inactive": conns.inactive if conns else 0,
+                "health": "dead" if real.address in overrides.dead else "alive",
+                "drain": overrides.drained.get(real.address)}
+        services[svc.key()] = {"holds_vip": bool(svc.address) and svc.address in local, "real_servers": reals}
+    finished = {a: d for a, d in overrides.drained.items() if d.get("removed")}
+    return {"services": services, "dead": dict(overrides.dead), "drains_finished": finished}

@@ -73,6 +73,31 @@ class Overrides:
     def as_record(self) -> dict[str, Any]:
         return {"dead": dict(self.dead), "drained": dict(self.drained), "load": dict(self.load)}
 
+    def with_drain(self, host: str, addresses: list[str], since: float, timeout: float) -> Overrides:
+        """``host``'s real servers drained: weight 0 now, removed once idle or after ``timeout``.
+        A host drained again keeps its first start (its timeout counts from then)."""
+        drained = dict(self.drained)
+        for address in addresses:
+            drained[address] = self.drained.get(address) or {
+                "host": host, "since": since, "timeout": timeout, "removed": False}
+        return dataclasses.replace(self, drained=drained)
+
+    def without_drain(self, host: str) -> Overrides:
+        return dataclasses.replace(self, drained={a: d for a, d in self.drained.items() if d.get("host") != host})
+
+    def finish_drains(self, active: Mapping[str, int], now: float) -> Overrides:
+        """Drains whose real servers have no active connection left (``active``: address -> count,
+        this director's view), or whose timeout passed: marked removed (their real servers leave
+        the table). An address this director does not serve counts as idle."""
+        drained = {}
+        for address, drain in self.drained.items():
+            done = drain.get("removed") or active.get(address, 0) == 0 or now >= drain["since"] + drain["timeout"]
+            drained[address] = {**drain, "removed": bool(done)}
+        return dataclasses.replace(self, drained=drained)
+
+    def removed(self) -> set[str]:
+        return {a for a, d in self.drained.items() if d.get("removed")}
+
     def with_health(self, address: str, up: bool, since: float, detail: str = "") -> Overrides:
         dead = {a: v for a, v in self.dead.items() if a != address}
         if not up:
@@ -81,13 +106,32 @@ class Overrides:
 
 
 def weighted(table: Table, overrides: Overrides) -> tuple[Table, list[str]]:
-    """``table`` with each service's real-server weights as ``effective`` says, and the
-    refusals to report. Per service: the half-the-pool rule counts that service's pool."""
+    """``table`` with each service's real-server weights as ``effective`` says, without the
+    real servers whose drain finished, and the refusals to report. Per service: the
+    half-the-pool rule counts that service's pool."""
     reals, problems = [], []
+    gone = overrides.removed()
     for svc in table.services:
         pool = table.reals_of(svc.key())
         got = effective({r.address: r.weight for r in pool}, set(overrides.dead), set(overrides.drained),
                         overrides.load)
-        reals += [dataclasses.replace(r, weight=got.weights[r.address]) for r in pool]
+        reals += [dataclasses.replace(r, weight=got.weights[r.address]) for r in pool if r.address not in gone]
         problems += [f"{svc.key()}: {p}" for p in got.problems()]
     return dataclasses.replace(table, reals=tuple(reals)), problems
+
+
+def active_by_address(table: Table, local: Set[str] | None = None) -> dict[str, int]:
+    """Active connections per real-server address, over the services of ``table`` whose VIP is
+    one of ``local`` (this director's addresses; None: every service; fwmark services always).
+    A director that does not hold a VIP forwards none of its traffic: the connections it shows
+    there are the sync daemon's copies, which stay "active" until their 15-minute timeout even
+    after the session closed (seen in the lab: a drain waited for them)."""
+    held = {s.key() for s in table.services if local is None or not s.address or s.address in local}
+    out: dict[str, int] = {}
+    for real in table.reals:
+        if real.service not in held:
+            out.setdefault(real.address, 0)
+            continue
+        conns = table.conns.get(real.key())
+        out[real.address] = out.get(real.address, 0) + (conns.active if conns else 0)
+    return out

@@ -88,3 +88,47 @@ def test_health_back_up_restores_the_pillar_weight_and_the_record_round_trips():
     assert again.dead["10.12.0.22"] == {"since": 5.0, "detail": "timeout"}  # down since the first time
     back = down.with_health("10.12.0.22", True, 6.0)
     assert back.dead == {} and weights(weighted(table(TABLE), back)[0]) == weights(table(TABLE))
+
+
+def test_a_drain_is_weight_zero_until_idle_then_the_real_server_leaves_the_table():
+    from hpc_lvs_weights import Overrides, weighted
+
+    drained = Overrides().with_drain("labfe2", ["10.12.0.22"], since=100.0, timeout=600)
+    got = weights(weighted(table(TABLE), drained)[0])
+    assert got["tcp 10.12.0.10:22 -> 10.12.0.22:22"] == 0 and got["tcp 10.12.0.11:22 -> 10.12.0.22:22"] == 0
+    busy = drained.finish_drains({"10.12.0.22": 3}, now=200.0)
+    assert busy.removed() == set()
+    idle = busy.finish_drains({"10.12.0.22": 0}, now=201.0)
+    assert idle.removed() == {"10.12.0.22"}
+    assert not any(r.address == "10.12.0.22" for r in weighted(table(TABLE), idle)[0].reals)
+    assert weights(weighted(table(TABLE), idle.without_drain("labfe2"))[0]) == weights(table(TABLE))
+
+
+def test_a_drain_ends_at_its_timeout_whatever_the_connections_and_keeps_its_start():
+    from hpc_lvs_weights import Overrides
+
+    drained = Overrides().with_drain("labfe2", ["10.12.0.22"], since=100.0, timeout=60)
+    assert drained.with_drain("labfe2", ["10.12.0.22"], 150.0, 600).drained["10.12.0.22"]["since"] == 100.0
+    assert drained.finish_drains({"10.12.0.22": 5}, now=159.0).removed() == set()
+    assert drained.finish_drains({"10.12.0.22": 5}, now=160.0).removed() == {"10.12.0.22"}
+
+
+def test_active_connections_are_summed_per_address():
+    from hpc_ipvs import Conns, Table
+    from hpc_lvs_weights import active_by_address
+
+    tbl = table(TABLE)
+    with_conns = Table(tbl.services, tbl.reals, {"tcp 10.12.0.10:22 -> 10.12.0.22:22": Conns(2, 1),
+                                                 "tcp 10.12.0.11:22 -> 10.12.0.22:22": Conns(1, 0)})
+    assert active_by_address(with_conns) == {"10.12.0.21": 0, "10.12.0.22": 3, "10.12.0.23": 0}
+
+
+def test_only_the_vips_this_director_holds_count_for_a_drain():
+    from hpc_ipvs import Conns, Table
+    from hpc_lvs_weights import active_by_address
+
+    tbl = table(TABLE)
+    with_conns = Table(tbl.services, tbl.reals, {"tcp 10.12.0.10:22 -> 10.12.0.22:22": Conns(2, 1),
+                                                 "tcp 10.12.0.11:22 -> 10.12.0.22:22": Conns(1, 0)})
+    assert active_by_address(with_conns, {"10.12.0.11"})["10.12.0.22"] == 1
+    assert active_by_address(with_conns, set()) == {"10.12.0.21": 0, "10.12.0.22": 0, "10.12.0.23": 0}

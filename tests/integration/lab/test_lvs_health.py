@@ -140,3 +140,71 @@ def test_a_health_claim_from_a_minion_that_is_no_director_is_refused(pool):
     assert refusal, json.dumps(bus.seen())[-2000:]
     assert refusal["data"]["claimed"] == spoofer and refusal["data"]["sender"] == spoofer
     assert published == []
+
+
+# ---------------------------------------------------------------- drain
+
+
+def _run(lab: cluster.Lab, *args: str, timeout: float = 300) -> tuple[int, dict, str]:
+    """``salt-run ARGS`` on the lab master: (rc, its JSON return, the whole output)."""
+    argv = labsalt.cli_argv(lab.run, [*args, "--out=json"], tool="salt-run")
+    rc, out, err = lab.exec(lab.topo.master.name, argv, timeout=timeout)
+    docs, decoder, at = [], json.JSONDecoder(), out.find("{")
+    while at >= 0:  # the runner's progress messages come first, each a JSON document of its own
+        doc, end = decoder.raw_decode(out, at)
+        docs.append(doc)
+        at = out.find("{", end)
+    returned = next((d for d in reversed(docs) if "suffix" not in d), {})
+    return rc, returned, out + err
+
+
+def _reals(lab: cluster.Lab, director: str) -> dict[str, int]:
+    rc, text, err = lab.exec(director, ["ipvsadm", "-S", "-n"], timeout=60)
+    assert rc == 0, err
+    return {w.split(" -r ")[1].split()[0]: int(w.split("-w ")[1].split()[0])
+            for w in text.splitlines() if f"-t {VIP} -r " in w}
+
+
+def test_a_drain_sends_new_logins_elsewhere_keeps_open_sessions_and_survives_a_highstate(pool):
+    """``salt-run lvs.drain`` of the frontend a client's session is open on: weight 0 on the VIP's
+    holder, new logins avoid it, the session goes on to its end; ``state.apply ipvs`` keeps the
+    drain; once the session ended the real server leaves both tables (the runner waits and says
+    so); ``lvs.undrain`` brings it back. ``lvs.status`` shows it; draining a host that is no real
+    server is an error."""
+    lab = pool
+    rc, bad, out = _run(lab, "lvs.drain", "labfe9", "wait=False")
+    assert bad.get("result") is False and any("labfe9 is not a real server of any lvs service" in e
+                                              for e in bad["errors"]), out
+    with logins.sources(lab, "10.12.0.90", 12) as sources:
+        on_fe3 = sources[0]
+        host = logins.login(lab, on_fe3)  # whichever frontend wlc picks: that one is drained
+        address = f"10.12.0.2{host[-1]}:22"
+        assert all(_reals(lab, d)[address] == 1 for d in DIRECTORS)
+        session = logins.open_session(lab, "drain", ticks=450, every=0.2, source=on_fe3)  # 90 s
+        try:
+            time.sleep(3)
+            rc, started, out = _run(lab, "lvs.drain", host, "timeout=600", "wait=False")
+            assert started.get("result") is True, out
+            # The VIP's holder keeps it at weight 0 while the session lasts; the backup forwards
+            # nothing (its connections are sync copies): its drain is over at once.
+            assert _reals(lab, "lablvs1")[address] == 0 and address not in _reals(lab, "lablvs2")
+            landed = logins.spread(lab, [s for s in sources if s != on_fe3])
+            assert host not in landed, landed
+            highstate = lab.salt_json([*DIRECTORS[:1], "state.apply", "ipvs", "-t", "180"], timeout=300)
+            assert all(s["result"] for s in highstate[DIRECTORS[0]].values()), highstate
+            assert _reals(lab, DIRECTORS[0])[address] == 0, "a highstate undid the drain"
+            rc, status, out = _run(lab, "lvs.status")
+            fe3 = status["services"][f"tcp {VIP}"]["real_servers"][address]  # the drained one
+            assert list(fe3) == ["lablvs1"], fe3
+            assert fe3["lablvs1"]["weight"] == 0 and fe3["lablvs1"]["drain"]["host"] == host, fe3
+            assert fe3["lablvs1"]["active"] >= 1, fe3  # the open session
+            assert status["services"][f"tcp {VIP}"]["vip_holder"] == ["lablvs1"], status
+            rc, waited, out = _run(lab, "lvs.drain", host, "timeout=600", "poll=5", timeout=600)
+            assert waited.get("result") is True and waited["finished"] is True, out
+            lines = logins.session_result(lab, session)
+            assert lines[-1] == "rc=0" and lines[-2] == "450", lines[-5:]  # the session ran to its end
+            assert all(address not in _reals(lab, d) for d in DIRECTORS)
+        finally:
+            rc, undone, out = _run(lab, "lvs.undrain", host)
+        assert undone.get("result") is True, out
+        assert all(_reals(lab, d)[address] == 1 for d in DIRECTORS)
