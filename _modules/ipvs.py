@@ -46,6 +46,15 @@ def _overrides():
     return hpc_lvs_weights.Overrides.from_record(hpc_applied.load(__opts__["cachedir"], hpc_lvs_weights.SUBSYSTEM))
 
 
+def _read_kernel():
+    """The whole IPVS table as the kernel has it now (one handle, closed after)."""
+    handle = _handle()
+    try:
+        return handle.read()
+    finally:
+        handle.close()
+
+
 def _finish_drains(overrides, have, test):
     """Drains whose real servers have no active connection left here (in the services whose VIP
     this director holds: a backup's are the sync daemon's copies), or whose timeout passed,
@@ -271,11 +280,7 @@ def table():
 
         salt 'lablvs*' ipvs.table
     """
-    handle = _handle()
-    try:
-        have = handle.read()
-    finally:
-        handle.close()
+    have = _read_kernel()
     return {"rules": have.text(),
             "connections": {key: {"active": c.active, "inactive": c.inactive}
                             for key, c in have.conns.items()}}
@@ -500,11 +505,7 @@ def status():
 
         salt 'lablvs*' ipvs.status
     """
-    handle = _handle()
-    try:
-        have = handle.read()
-    finally:
-        handle.close()
+    have = _read_kernel()
     overrides, local = _overrides(), set(__salt__["network.ip_addrs"]())
     services = {}
     for svc in have.services:
