@@ -97,8 +97,8 @@ class Supervisor(threading.Thread):
 
     def __init__(self, opts: dict, salt: dict, conf: dict) -> None:
         super().__init__(name=THREAD_NAME, daemon=True)
-        self.opts, self.salt, self.conf = opts, salt, conf
-        self.key = tuple(sorted(conf.items()))
+        self.opts, self.salt, self.conf = opts, salt, {**SETTINGS, **conf}  # defaults for what is not set
+        self.key = tuple(sorted(self.conf.items()))
         self.probers: dict[tuple[str, int], Prober] = {}
         self.stopped = threading.Event()
         self.outbox: queue.Queue = queue.Queue()
