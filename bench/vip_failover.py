@@ -20,7 +20,7 @@ and takes it down at the end. Run as root.
 from __future__ import annotations
 
 import argparse
-import json
+import shlex
 import statistics
 import sys
 import time
@@ -76,7 +76,7 @@ def one_run(lab: cluster.Lab, i: int) -> tuple[float, float, int]:
     sessions = [logins.open_session(lab, f"fo{i}-{n}", TICKS, EVERY, source=s) for n, s in enumerate(SOURCES)]
     probe_out = f"/tmp/{lab.prefix}-vipprobe-{i}.out"
     seconds = 3 + DOWN_S + AFTER_S + 4
-    script = f"python3 -c {json.dumps(PROBER)} {logins.VIP} {seconds} > {probe_out} 2>&1 &"
+    script = f"python3 -c {shlex.quote(PROBER)} {logins.VIP} {seconds} > {probe_out} 2>&1 &"
     assert lab.exec(logins.CLIENT, ["sh", "-c", script])[0] == 0
     time.sleep(3)
     down = _link(lab, up=False)
