@@ -372,8 +372,8 @@ def recheck(addresses=None, probes=None, interval=None, timeout=None):
     ``interval`` seconds apart (default: ``lvs.health``'s larger of fall and rise, its interval
     and timeout), and act on a clear verdict: all probes failed -> dead (weight 0),
     all succeeded -> alive (its weight back); a mixed result changes nothing. What the master's
-    reactor asks of every director when one of them reports a real server dead or back: the
-    claim is re-probed by each director before its table changes.
+    reactor asks of a director that did not report a change the other directors reported: it
+    re-probes the claim itself before its table changes.
 
     CLI Example:
 
