@@ -34,6 +34,7 @@ from pathlib import Path
 import yaml
 
 from . import host as labhost
+from . import loadavg as labload
 from . import net
 from . import salt as labsalt
 from . import vm as labvm
@@ -612,6 +613,8 @@ def up(prefix: str | None = None, progress: Progress = print, minion_timeout: fl
                 _start_ns_host(lab, node, bridges)
                 lab.save()
         step("hosts up: " + ", ".join(n.name for n in topo.nodes.values() if n.kind == "ns"))
+        # Once the hosts are up (it exits when none is): each host's own /proc/loadavg.
+        step(f"loadavg daemon (each host's own /proc/loadavg): PID {labload.start(run)}")
         for node in topo.nodes.values():
             if node.role == "cn":
                 _add_accounts(lab, node)

@@ -5,6 +5,9 @@ A lab host sees the real filesystem read-through, but its writes (to /etc,
 ``/run/systemd/system``: Salt sees no systemd), and its hostname is its lab
 name. PID 1 inside is a small shell loop that reaps orphans, so daemons
 started there never pile up as zombies; killing it ends the whole host.
+Its /proc/loadavg is its own: a file of the host dir bound over it, which
+the run's loadavg.py daemon keeps from the host's tasks (the kernel's is
+not namespaced: the machine's load).
 
 The checkout (``registry.REPO``: state tree, pillar, venv) is bind-mounted
 read-only at its own path on top of all that: the overlay keeps the lower
@@ -40,8 +43,14 @@ ENV = {
 # PID 1's final form: wait on a long sleep; `wait` also reaps orphaned children.
 REAPER = 'trap "exit 0" TERM; while :; do sleep 86400 & wait; done'
 
+# The host's own /proc/loadavg (loadavg.py): one line of fixed length, newline included, rewritten
+# in place. The file starts as an idle host's line, padded alike.
+LOADAVG_WIDTH = 64
+LOADAVG_IDLE = "0.00 0.00 0.00 1/1 1".ljust(LOADAVG_WIDTH - 1) + "\n"
+
 # Runs as PID 1 of the new PID namespace, inside the new mount namespace.
-# $1=root $2=upper $3=work $4=hostname $5=REAPER $6=checkout. Prints "ready", then logs.
+# $1=root $2=upper $3=work $4=hostname $5=REAPER $6=checkout $7=the host's loadavg file (outside
+# the host; an idle line). Prints "ready", then logs.
 # pivot_root and a lazy unmount of the old root leave the namespace holding
 # only its own mounts: copies of the real tree (other runs' netns files, other
 # labs' loop mounts) would otherwise stay pinned as long as this host lives.
@@ -56,6 +65,8 @@ rm -f "$1/usr/bin/systemctl" "$1/usr/sbin/runlevel"
 printf '#!/bin/sh\necho unknown\nexit 1\n' > "$1/usr/sbin/runlevel"
 chmod 755 "$1/usr/sbin/runlevel"
 mount -t proc proc "$1/proc"
+# /proc/loadavg is not namespaced: the host reads its own, which loadavg.py keeps from its tasks.
+mount --bind "$7" "$1/proc/loadavg"
 mount -t sysfs sysfs "$1/sys"
 mount --rbind /dev "$1/dev"
 mount -t tmpfs -o mode=1777 shm "$1/dev/shm"
@@ -154,6 +165,7 @@ def _prepare_dirs(run: Run, name: str) -> tuple[Path, Path, Path, Path]:
     root, upper, work = hdir / "root", hdir / "upper", hdir / "work"
     for d in (root, upper / "etc", work):
         d.mkdir(parents=True, exist_ok=True)
+    (hdir / "loadavg").write_text(LOADAVG_IDLE)  # bind-mounted over the host's /proc/loadavg
     # Written into the upper layer: the host's own /etc, the real one untouched.
     (upper / "etc" / "hostname").write_text(f"{name}\n")
     (upper / "etc" / "hosts").write_text(
@@ -166,7 +178,7 @@ def _launch(netns: str, hdir: Path, root: Path, upper: Path, work: Path, name: s
     """Start the host's namespaces; return the unshare parent's PID once ready."""
     enter = ["nsenter", f"--net=/run/netns/{netns}", "--", *UNSHARE.split()]
     args = ["/bin/sh", "-c", SETUP, f"lab:{netns}", str(root), str(upper), str(work)]
-    args += [name, REAPER, str(REPO)]
+    args += [name, REAPER, str(REPO), str(hdir / "loadavg")]
     with (hdir / "host.log").open("ab") as log:
         proc = subprocess.Popen(
             [*enter, *args],
