@@ -2,8 +2,8 @@
 
 Not a poll at Salt's beacon tick (1 s). The first call starts a supervisor thread, and it one
 prober thread per real server (``ipvs.health_targets``: the last applied table's addresses).
-A prober connects (within ``connect_timeout``) and waits for ``SSH-`` (within ``timeout`` in all:
-hpc_health.probe_ssh) every ``interval`` seconds; a
+A prober connects (within ``connect_timeout``) and waits for ``SSH-`` (within ``probe_timeout`` in
+all: hpc_health.probe_ssh) every ``interval`` seconds; a
 ``fall`` of failures in a row takes the server down, a ``rise`` of successes brings it back
 (hpc_health.Tracker). On a transition the prober calls ``ipvs.set_health`` in this minion's
 process: the weight goes to 0 (or back) in this director's table at once, in place, kept in the
@@ -20,7 +20,7 @@ second (as keepalived does). Each director probes for itself: both take a dead f
     beacons:
       hpc_lvs_health:
         - interval: 0.25
-        - timeout: 0.5
+        - probe_timeout: 0.5      # not "timeout": beacon.present takes that as its own
         - connect_timeout: 0.25
         - fall: 2
         - rise: 3
@@ -43,7 +43,10 @@ RESCAN = 2.0  # seconds between two reads of the targets and of the overrides re
 # Salt calls an enabled beacon every second; a supervisor not called for this long stops with its
 # probers (the beacon was disabled or removed: beacons.disable_beacon, the formula's clean).
 STALE = 5.0
-SETTINGS = {"interval": 0.25, "timeout": 0.5, "connect_timeout": 0.25, "fall": 2, "rise": 3}
+# "probe_timeout", not "timeout": beacon.present passes its keyword arguments on to
+# beacons.list_available, which takes "timeout" as how long to wait for the minion's answer (0.5 s:
+# "Beacon is not available" on a busy TCG director).
+SETTINGS = {"interval": 0.25, "probe_timeout": 0.5, "connect_timeout": 0.25, "fall": 2, "rise": 3}
 FUNCTIONS = ("ipvs.health_targets", "ipvs.overrides", "ipvs.set_health")
 
 
@@ -53,7 +56,7 @@ def __virtual__():
 
 def validate(config):
     conf = {**SETTINGS, **hpc_beacons.merged(config)}
-    for key in ("interval", "timeout", "connect_timeout"):
+    for key in ("interval", "probe_timeout", "connect_timeout"):
         if not isinstance(conf[key], int | float) or conf[key] <= 0:
             return False, f"hpc_lvs_health: {key!r} must be a number of seconds > 0"
     for key in ("fall", "rise"):
@@ -81,7 +84,8 @@ class Prober(threading.Thread):
 
     def run(self) -> None:
         conf = self.supervisor.conf
-        interval, timeout, connect = float(conf["interval"]), float(conf["timeout"]), float(conf["connect_timeout"])
+        interval, timeout = float(conf["interval"]), float(conf["probe_timeout"])
+        connect = float(conf["connect_timeout"])
         while not self.stopped.is_set():
             started = time.monotonic()
             result = hpc_health.probe_ssh(self.address, self.port, timeout, connect)

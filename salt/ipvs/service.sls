@@ -26,7 +26,7 @@ ipvs-service-beacon-present-health:
     - name: hpc_lvs_health
     - save: True
     - interval: {{ health.interval }}
-    - timeout: {{ health.timeout }}
+    - probe_timeout: {{ health.timeout }}  {#- not `timeout`: beacon.present's own wait #}
     - connect_timeout: {{ health.connect_timeout }}
     - fall: {{ health.fall }}
     - rise: {{ health.rise }}

@@ -22,7 +22,7 @@ spec.loader.exec_module(beacon)
 beacon.log = logging.getLogger("test_lvs_health_beacon")
 beacon.log.propagate = False
 
-CONF = {"interval": 0.05, "timeout": 0.2, "fall": 2, "rise": 2}
+CONF = {"interval": 0.05, "probe_timeout": 0.2, "fall": 2, "rise": 2}
 
 
 class Sshd:
