@@ -49,7 +49,8 @@ demo: deps venv
 PREVIEW_EXCLUDE = [{"id": "policy_routing-config-beacon-present"}, {"id": "keepalived-service-beacon-present"}, \
   {"id": "keepalived-service-beacon-daemon"}, {"id": "natrouter-service-beacon-daemon"}, {"id": "diskless-service-beacon-daemon"}, \
   {"id": "ipvs-service-beacon-present-refresh"}, {"id": "ipvs-service-beacon-present-health"}, \
-  {"id": "frontend-service-beacon-present-refresh"}]
+  {"id": "frontend-service-beacon-present-refresh"}, {"id": "frontend-service-beacon-present-load"}, \
+  {"id": "frontend-service-beacon-absent-load"}]
 
 preview: deps config
 	$(VENV)/bin/salt-call --local --id $(DEMO_HOST) saltutil.sync_all >/dev/null

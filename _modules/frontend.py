@@ -36,6 +36,24 @@ def is_frontend():
     return _ctx().member["frontend"]
 
 
+def load_settings():
+    """
+    How this host reports its load to the login pool's master (``lvs.load``): ``enabled`` on a
+    real server of an lvs service when ``lvs.load.enabled``, ``every`` (seconds), and
+    ``real_server``. What the frontend formula gives the ``hpc_frontend_load`` beacon.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labfe*' frontend.load_settings
+    """
+    ctx = _ctx()
+    load = ctx.sections["lvs"].load
+    real_server = bool(ctx.member["lvs_real_server"])
+    return {"enabled": real_server and load.enabled, "every": float(load.every), "real_server": real_server}
+
+
 def sshd_config():
     """
     The sshd_config drop-in of a frontend: keepalive so idle sessions through the VIP survive

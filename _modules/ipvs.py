@@ -9,6 +9,7 @@ a director and never was, nothing here opens an IPVS socket.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 
@@ -35,7 +36,8 @@ def _pillar_spec():
     lvs = ctx.sections["lvs"]
     if not ctx.member["director"]:
         return {"table": ""}, ctx.digest
-    return {"table": hpc_ipvs.desired(lvs, ctx.inventory, host=ctx.host).text()}, ctx.digest
+    table = hpc_ipvs.desired(lvs, ctx.inventory, host=ctx.host).text()
+    return {"table": table, "load": lvs.load.enabled}, ctx.digest
 
 
 def _record():
@@ -44,6 +46,21 @@ def _record():
 
 def _overrides():
     return hpc_lvs_weights.Overrides.from_record(hpc_applied.load(__opts__["cachedir"], hpc_lvs_weights.SUBSYSTEM))
+
+
+def _change_overrides(change, source, wait=True):
+    """Under the table's lock: ``change(current overrides)`` saved when it differs, then the
+    recorded table applied with it (in place). The apply's result, ``{}`` when no table was
+    applied yet, None when ``wait`` is False and another apply holds the lock."""
+    with hpc_applied.exclusive(LOCK, wait=wait) as held:
+        if held is None:
+            return None
+        current = _overrides()
+        updated = change(current)
+        if updated != current:
+            hpc_applied.save(__opts__["cachedir"], hpc_lvs_weights.SUBSYSTEM, updated.as_record())
+        record = _record()
+        return _apply_spec(record["spec"], record.get("pillar_digest"), False, source=source) if record else {}
 
 
 def _read_kernel():
@@ -130,7 +147,10 @@ def _apply_spec(spec, digest, test, source, also_owned=()):
     handle = _handle()
     try:
         have = handle.read()
-        want, problems = hpc_lvs_weights.weighted(base, _finish_drains(_overrides(), have, test))
+        overrides = _overrides()
+        if not spec.get("load", True):  # lvs.load.enabled false: the pillar's weights, factors kept aside
+            overrides = dataclasses.replace(overrides, load={})
+        want, problems = hpc_lvs_weights.weighted(base, _finish_drains(overrides, have, test))
         steps = (_quiescent_step() if want.services else []) + hpc_ipvs.plan(want, have, owned)
         errors = []
         if steps and not test:
@@ -337,18 +357,49 @@ def set_health(address, up, detail="", wait=True):
 
         salt 'lablvs1' ipvs.set_health 10.12.0.22 False detail=refused
     """
-    with hpc_applied.exclusive(LOCK, wait=wait) as held:
-        if held is None:
-            return {"changes": [], "errors": [], "problems": [], "applied": False,
-                    "skipped": "another apply holds the lock"}
-        current = _overrides()
-        updated = current.with_health(str(address), bool(up), time.time(), str(detail))
-        if updated != current:
-            hpc_applied.save(__opts__["cachedir"], hpc_lvs_weights.SUBSYSTEM, updated.as_record())
-        record = _record()
-        if not record:
-            return {"changes": [], "errors": [], "problems": [], "applied": False}
-        return _apply_spec(record["spec"], record.get("pillar_digest"), False, source="health")
+    result = _change_overrides(lambda o: o.with_health(str(address), bool(up), time.time(), str(detail)),
+                               "health", wait=wait)
+    if result is None:
+        return {"changes": [], "errors": [], "problems": [], "applied": False,
+                "skipped": "another apply holds the lock"}
+    return result or {"changes": [], "errors": [], "problems": [], "applied": False}
+
+
+def set_load(loads):
+    """
+    Scale frontends' weights by their load: ``loads`` maps a host to a factor in (0, 1] (1: the
+    pillar's weight; the weight becomes ``round(weight * factor)``, at least 1: load never takes
+    a frontend out). In place, in every service the host is a real server of; kept in the
+    overrides record (restarts and highstates keep it). What the master's reactor calls after a
+    frontend's ``hpc/lvs/load`` report moved its factor (hpc_lvs_load: smoothing, dead-band,
+    rate limit). A host that is not a real server, or a factor out of range, is an error and
+    nothing is changed.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lablvs*' ipvs.set_load '{labfe2: 0.5}'
+    """
+    if not isinstance(loads, dict) or not loads:
+        raise CommandExecutionError(f"set_load: loads must map hosts to factors (got {loads!r})")
+    by_address = {}
+    for host, factor in loads.items():
+        addresses = _pool_addresses(str(host))
+        if not addresses:
+            raise CommandExecutionError(f"set_load: {host} is not a real server of any lvs service")
+        if not isinstance(factor, int | float) or not 0 < factor <= 1:
+            raise CommandExecutionError(f"set_load: {host}: factor must be in (0, 1] (got {factor!r})")
+        by_address[float(factor)] = [*by_address.get(float(factor), []), *sorted(addresses)]
+
+    def change(overrides):
+        for factor, addresses in by_address.items():
+            overrides = overrides.with_load(addresses, factor)
+        return overrides
+
+    result = _change_overrides(change, "load")
+    return {"loads": {str(h): float(f) for h, f in loads.items()}, "changes": result.get("changes", []),
+            "errors": result.get("errors", []), "problems": result.get("problems", [])}
 
 
 def health_settings():
@@ -438,11 +489,8 @@ def drain(host, timeout=600):
                                     f"(real servers: {', '.join(pool) or 'none'})")
     if float(timeout) <= 0:
         raise CommandExecutionError(f"drain: timeout must be > 0 seconds (got {timeout})")
-    with hpc_applied.exclusive(LOCK):
-        updated = _overrides().with_drain(str(host), sorted(addresses), time.time(), float(timeout))
-        hpc_applied.save(__opts__["cachedir"], hpc_lvs_weights.SUBSYSTEM, updated.as_record())
-        record = _record()
-        result = _apply_spec(record["spec"], record.get("pillar_digest"), False, source="drain") if record else {}
+    result = _change_overrides(lambda o: o.with_drain(str(host), sorted(addresses), time.time(), float(timeout)),
+                               "drain")
     return {"host": str(host), "addresses": sorted(addresses), "changes": result.get("changes", []),
             "errors": result.get("errors", []), "drains": drains()}
 
@@ -458,14 +506,9 @@ def undrain(host):
 
         salt 'lablvs*' ipvs.undrain labfe2
     """
-    with hpc_applied.exclusive(LOCK):
-        current = _overrides()
-        updated = current.without_drain(str(host))
-        if updated == current:
-            return {"host": str(host), "changes": [], "errors": [], "drained": False}
-        hpc_applied.save(__opts__["cachedir"], hpc_lvs_weights.SUBSYSTEM, updated.as_record())
-        record = _record()
-        result = _apply_spec(record["spec"], record.get("pillar_digest"), False, source="undrain") if record else {}
+    if not any(d.get("host") == str(host) for d in _overrides().drained.values()):
+        return {"host": str(host), "changes": [], "errors": [], "drained": False}
+    result = _change_overrides(lambda o: o.without_drain(str(host)), "undrain")
     return {"host": str(host), "changes": result.get("changes", []), "errors": result.get("errors", []),
             "drained": True}
 

@@ -10,13 +10,15 @@ when the master knows it. A payload's own ``id`` is never used.
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
 
 import salt.cache
 import salt.client
 import salt.utils.event
 
-from hpc_synced import hpc_batch, hpc_signed, hpc_types
+from hpc_synced import hpc_batch, hpc_lvs_load, hpc_signed, hpc_types
 
 log = logging.getLogger(__name__)
 __virtualname__ = "hpc_react"
@@ -29,6 +31,9 @@ HEAL_CAP = 0.5
 # second of each other (probe phase, a TCG director's event path): the master waits this long
 # before asking a silent director to re-probe (a job costs ~8 s of CPU in a TCG director).
 AGREE_WINDOW = 3.0
+# Frontends' load reports that move a weight within this many seconds of each other become one
+# ipvs.set_load job on the directors (each job costs a TCG director seconds of CPU).
+LOAD_BATCH = 1.0
 # How the master brings a dead daemon back on its minion: keepalived first drops the virtual
 # addresses a SIGKILLed keepalived left behind (else both routers hold the gateway's VIP).
 REVIVE = {"keepalived": "keepalived.revive"}
@@ -36,6 +41,16 @@ REVIVE = {"keepalived": "keepalived.revive"}
 
 _CLIENT: dict = {}  # one LocalClient per reactor process: making one costs ~0.1 s per reaction
 _CLIENT_LOCK = threading.Lock()
+# The last state each director reported for each real server ({address: {director: "up"|"down"}}),
+# for the life of the reactor process: a director whose last word already matches a report is not
+# silent (it said so earlier, outside the window). Lost on a master restart: then the master asks
+# once too often, which is the safe side.
+_LAST_SEEN: dict[str, dict[str, str]] = {}
+_LAST_SEEN_LOCK = threading.Lock()
+# One hpc_lvs_load.Reweigher per load policy (a pillar edit starts a new memory), for the life
+# of the reactor process.
+_REWEIGHERS: dict = {}
+_REWEIGHERS_LOCK = threading.Lock()
 
 
 def __virtual__():
@@ -148,15 +163,35 @@ def vrrp(tag, data):
     return {"acted": False, "minion": verdict.minion, "reason": verdict.reason}
 
 
-def _directors(minion):
-    """The LVS directors as the master's own copy of ``minion``'s pillar names them (Salt's
-    minion data cache, written at each pillar compile: not the event's word); [] when unknown."""
+def _lvs_pillar(minion):
+    """The ``lvs`` section of the master's own copy of ``minion``'s pillar (Salt's minion data
+    cache, written at each pillar compile: not the event's word); {} when unknown."""
     pillar = salt.cache.factory(__opts__).fetch("pillar", minion) or {}
-    expr = (pillar.get("lvs") or {}).get("directors") if isinstance(pillar, dict) else None
+    lvs = pillar.get("lvs") if isinstance(pillar, dict) else None
+    return lvs if isinstance(lvs, dict) else {}
+
+
+def _directors(minion):
+    """The LVS directors as the master's copy of ``minion``'s pillar names them; [] when unknown."""
+    expr = _lvs_pillar(minion).get("directors")
     try:
         return hpc_types.expand(expr) if isinstance(expr, str) and expr else []
     except Exception:  # noqa: BLE001 - a pillar the gate would refuse: no director known
         return []
+
+
+def _real_servers(minion):
+    """The hosts of every lvs service's real servers, as the master's copy of ``minion``'s
+    pillar names them."""
+    services = _lvs_pillar(minion).get("services") or []
+    return sorted({r.get("host") for s in services if isinstance(s, dict)
+                   for r in s.get("real_servers") or [] if isinstance(r, dict) and r.get("host")})
+
+
+def _refuse(tag, verdict, reason):
+    log.warning("hpc: dropped %s: %s", tag, reason)
+    _fire(REJECTED, {"tag": tag, "claimed": verdict.minion, "reason": reason, "sender": verdict.sender})
+    return {"acted": False, "minion": verdict.minion, "reason": reason}
 
 
 def lvs_health(tag, data, window=AGREE_WINDOW):
@@ -166,8 +201,10 @@ def lvs_health(tag, data, window=AGREE_WINDOW):
     so their reports of one change arrive within a second or so of each other: the master waits
     ``window`` seconds for them, and asks only the directors that stayed silent to re-probe that
     server now and apply their own verdict (``ipvs.recheck``): no table changes on another
-    director's word, and two directors that agree cost no job. A sender that is not a director
-    in the master's copy of its pillar is refused and recorded like a bad signature.
+    director's word, and two directors that agree cost no job. A director whose last report of
+    that server (kept by the master) already says the same is not silent: it said so earlier.
+    A sender that is not a director in the master's copy of its pillar is refused and recorded
+    like a bad signature.
 
     CLI Example:
 
@@ -180,19 +217,68 @@ def lvs_health(tag, data, window=AGREE_WINDOW):
         return {"acted": False, "reason": verdict.reason}
     directors = _directors(verdict.minion)
     if verdict.minion not in directors:
-        reason = f"{verdict.minion} is not an LVS director (lvs.directors: {', '.join(directors) or 'none'})"
-        log.warning("hpc: dropped %s: %s", tag, reason)
-        _fire(REJECTED, {"tag": tag, "claimed": verdict.minion, "reason": reason, "sender": verdict.sender})
-        return {"acted": False, "minion": verdict.minion, "reason": reason}
+        return _refuse(tag, verdict, f"{verdict.minion} is not an LVS director "
+                                     f"(lvs.directors: {', '.join(directors) or 'none'})")
+    address, state = ([*tag.split("/")[3:], "", ""])[:2]
+    if state not in ("up", "down"):
+        return {"acted": False, "minion": verdict.minion, "reason": f"not a health report: {tag}"}
+    with _LAST_SEEN_LOCK:
+        _LAST_SEEN.setdefault(address, {})[verdict.minion] = state
     reporters = hpc_batch.gather(("lvs_health", tag), verdict.minion, float(window), float(window))
     if reporters is None:
         return {"acted": False, "minion": verdict.minion, "batched": True}
-    silent = [d for d in directors if d not in reporters]
+    with _LAST_SEEN_LOCK:
+        silent = [d for d in directors if _LAST_SEEN.get(address, {}).get(d) != state]
     if not silent:
-        log.info("hpc: %s: every director reported it (%s)", tag, ",".join(reporters))
-        return {"acted": False, "reporters": reporters, "reason": "every director reported it"}
-    address = tag.split("/")[3]
+        log.info("hpc: %s: every director says so (%s reported it now)", tag, ",".join(reporters))
+        return {"acted": False, "reporters": reporters, "reason": "every director says so"}
     jid = _publish(silent, "ipvs.recheck", tgt_type="list", kwarg={"addresses": [address]})
     log.warning("hpc: %s reported by %s only: ipvs.recheck on %s (job %s)", tag, ",".join(reporters),
                 ",".join(silent), jid)
     return {"acted": True, "reporters": reporters, "rechecked": silent, "jid": jid}
+
+
+def _reweigher(policy):
+    with _REWEIGHERS_LOCK:
+        return _REWEIGHERS.setdefault(policy, hpc_lvs_load.Reweigher(policy))
+
+
+def lvs_load(tag, data, batch=LOAD_BATCH):
+    """
+    ``hpc/lvs/load/<minion>`` from a verified frontend's ``hpc_frontend_load`` beacon: its load
+    per core. The sender (verified, not the tag or the payload) must be a real server of the
+    pool in the master's copy of its pillar. hpc_lvs_load decides whether its weight moves
+    (smoothing, the ``lvs.load`` policy, a dead-band, a rate limit); the factors that move
+    within ``batch`` seconds go to every director in one ``ipvs.set_load`` job.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run hpc_react.lvs_load tag=hpc/lvs/load/labfe2 data='{...}'
+    """
+    verdict = _verified(tag, data)
+    if not verdict.ok:
+        return {"acted": False, "reason": verdict.reason}
+    pool = _real_servers(verdict.minion)
+    if verdict.minion not in pool:
+        return _refuse(tag, verdict, f"{verdict.minion} is not a real server of the login pool "
+                                     f"(real servers: {', '.join(pool) or 'none'})")
+    settings = _lvs_pillar(verdict.minion).get("load") or {}
+    if settings.get("enabled") is False:
+        return {"acted": False, "minion": verdict.minion, "reason": "lvs.load.enabled is false"}
+    per_core = hpc_signed.payload_of(data or {})[0].get("per_core")
+    if not isinstance(per_core, int | float) or not math.isfinite(per_core) or per_core < 0:
+        return _refuse(tag, verdict, f"per_core: not a load (got {per_core!r})")
+    reweigher = _reweigher(hpc_lvs_load.Policy.from_pillar(settings))
+    factor = reweigher.observe(verdict.minion, float(per_core), time.monotonic())
+    if factor is None:
+        return {"acted": False, "minion": verdict.minion, "smoothed": reweigher.smoothed(verdict.minion)}
+    moved = hpc_batch.gather(("lvs_load",), f"{verdict.minion}={factor}", float(batch), float(batch) * 5)
+    if moved is None:
+        return {"acted": False, "minion": verdict.minion, "factor": factor, "batched": True}
+    loads = {host: float(value) for host, value in (item.split("=", 1) for item in moved)}
+    directors = _directors(verdict.minion)
+    jid = _publish(directors, "ipvs.set_load", tgt_type="list", kwarg={"loads": loads})
+    log.info("hpc: load factors %s: ipvs.set_load on %s (job %s)", loads, ",".join(directors), jid)
+    return {"acted": True, "loads": loads, "directors": directors, "jid": jid}

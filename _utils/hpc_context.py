@@ -116,6 +116,7 @@ def memberships(minion: str, sections: dict[str, Any]) -> dict[str, Any]:
         "director": bool(lvs.directors) and minion in expand(lvs.directors),
         "frontend": fe is not None and minion in expand(fe.hosts),
         "dr_vips": hpc_frontend.dr_vips(minion, lvs),  # a direct-routing real server holds these on lo
+        "lvs_real_server": any(r.host == minion for svc in lvs.services for r in svc.real_servers),
         "boot_server": dl.server == minion,
         "natrouter": hpc_natrouter.is_router(minion, sections.get("natrouter")),
         "policy_routing": routed,

@@ -98,6 +98,13 @@ class Overrides:
     def removed(self) -> set[str]:
         return {a for a, d in self.drained.items() if d.get("removed")}
 
+    def with_load(self, addresses: list[str], factor: float) -> Overrides:
+        """The load factor of these real servers (1.0: none kept: the pillar's weight)."""
+        load = {a: f for a, f in self.load.items() if a not in addresses}
+        if factor < 1.0:
+            load.update(dict.fromkeys(addresses, float(factor)))
+        return dataclasses.replace(self, load=load)
+
     def with_health(self, address: str, up: bool, since: float, detail: str = "") -> Overrides:
         dead = {a: v for a, v in self.dead.items() if a != address}
         if not up:

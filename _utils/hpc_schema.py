@@ -119,6 +119,25 @@ class LvsHealth(Model):
     rise: Annotated[Int, Field(ge=1, le=100)] = 3  # good probes in a row: its weight back
 
 
+class LvsLoad(Model):
+    """How the master turns the frontends' load into weights (hpc_lvs_load; docs/lvs.md "Load")."""
+
+    @model_validator(mode="after")
+    def _low_below_high(self) -> LvsLoad:
+        if self.high <= self.low:
+            raise ValueError(f"high: must be > low ({self.low:g})")
+        return self
+
+    enabled: bool = True
+    every: float = Field(default=10, ge=1, le=3600)  # seconds between a frontend's load samples
+    low: float = Field(default=0.5, ge=0, le=1000)  # load per core up to which a frontend keeps its weight
+    high: float = Field(default=2.0, gt=0, le=1000)  # load per core at which it is down to min_factor
+    min_factor: float = Field(default=0.1, gt=0, le=1)  # load alone never takes a frontend out
+    smoothing: float = Field(default=0.5, gt=0, le=1)  # weight of the newest sample (1: none)
+    deadband: float = Field(default=0.1, ge=0, lt=1)  # a factor that moved less is left alone
+    min_interval: float = Field(default=30, ge=0, le=86400)  # seconds between two changes of one frontend
+
+
 class RealServer(Model):
     host: str
     port: Port | None = None  # NAT only: the frontend's port when it differs from the service's
@@ -174,6 +193,7 @@ class Lvs(Model):
     services: list[LvsService] = []
     sync: LvsSync | None = None
     health: LvsHealth = LvsHealth()
+    load: LvsLoad = LvsLoad()
 
 
 class VrrpInstance(Model):

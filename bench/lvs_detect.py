@@ -40,6 +40,7 @@ from hpclab.registry import LAB_ROOT  # noqa: E402
 
 FRONTEND, ADDRESS = "labfe2", "10.12.0.22"
 DIRECTORS = ("lablvs1", "lablvs2")
+FULL = 100  # labfe2's weight in the example pillar
 VIP = "10.12.0.10:22"
 
 
@@ -142,8 +143,8 @@ def main() -> int:
     args = ap.parse_args()
 
     def body(lab: cluster.Lab) -> None:
-        if _weights(lab) != dict.fromkeys(DIRECTORS, 1):
-            raise RuntimeError(f"labfe2 is not in both tables at weight 1: {_weights(lab)}")
+        if _weights(lab) != dict.fromkeys(DIRECTORS, FULL):
+            raise RuntimeError(f"labfe2 is not in both tables at weight {FULL}: {_weights(lab)}")
         with events.watch(lab, "hpc/lvs/health/", seconds=3600) as bus:
             for mode in args.modes.split(","):
                 bench_mode(lab, bus, mode, args.runs)

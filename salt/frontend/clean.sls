@@ -7,6 +7,11 @@ frontend-clean-beacon-absent-refresh:
     - name: hpc_refresh_frontend
     - save: True
 
+frontend-clean-beacon-absent-load:
+  beacon.absent:
+    - name: hpc_frontend_load
+    - save: True
+
 frontend-clean-frontend-dr_vips_absent:
   frontend.dr_vips_absent:
     - name: lo

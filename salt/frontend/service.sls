@@ -45,3 +45,20 @@ frontend-service-beacon-present-refresh:
     - require:
       - frontend: frontend-config-frontend-dr_vips_applied
 {%- endif %}
+
+{#- The frontend's load for the pool's weights: a signed hpc/lvs/load/<id> every `lvs.load.every`
+    seconds when it moved (or a minute passed); the master decides the weight (hpc_react.lvs_load). #}
+{%- set load = salt['frontend.load_settings']() %}
+{%- if load.enabled %}
+frontend-service-beacon-present-load:
+  beacon.present:
+    - name: hpc_frontend_load
+    - save: True
+    - every: {{ load.every }}
+{%- elif load.real_server %}
+{#- lvs.load.enabled false: no more reports (the directors use the pillar's weights then). #}
+frontend-service-beacon-absent-load:
+  beacon.absent:
+    - name: hpc_frontend_load
+    - save: True
+{%- endif %}

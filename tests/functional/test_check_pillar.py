@@ -33,19 +33,19 @@ def test_example_pillar_passes():
 
 # (file, text to replace, replacement, the line check-pillar must print)
 MISTAKES = [
-    ("lvs.sls", "{host: labfe3, weight: 1}", "{host: labfe3, weight: -1}",
+    ("lvs.sls", "{host: labfe3, weight: 100}", "{host: labfe3, weight: -1}",
      "lvs.services[0].real_servers[2].weight: must be 0..65535 (got -1)"),
     ("lvs.sls", "persistence: 600", "persistence: -1", "lvs.services[0].persistence: must be >= 0 (got -1)"),
     ("lvs.sls", "scheduler: wlc", "scheduler: best", "lvs.services[0].scheduler: must be one of"),
     ("lvs.sls", "port: 22", "port: 0", "lvs.services[0].port: must be 1..65535 (got 0)"),
-    ("lvs.sls", "{host: labfe2, weight: 1}", "{host: labfe7, weight: 1}",
+    ("lvs.sls", "{host: labfe2, weight: 100}", "{host: labfe7, weight: 100}",
      "lvs.services[0].real_servers[1].host: is not a declared host (got 'labfe7')"),
     ("keepalived.sls", "vrid: 52", "vrid: 51\n      # same L2 as lvs_vip? no: ib",
      None),  # different networks: VRID 51 may be reused, so this copy stays valid
     ("keepalived.sls", "priorities: {lablvs1: 150", "priorities: {lablvs1: 300",
      "keepalived.instances[0].priorities.lablvs1: must be 1..254 (got 300)"),
     ("keepalived.sls", "vrrp_version: 3", "vrrp_version: 2",
-     "keepalived.instances[1].advert_int: below 1 s requires vrrp_version 3 (got 0.05)"),
+     "keepalived.instances[0].advert_int: below 1 s requires vrrp_version 3 (got 0.1)"),
     ("policy_routing.sls", "{id: 201, name: alinat}", "{id: 0, name: alinat}",
      "policy_routing.tables[0].id: must be 1..252 (got 0)"),
     ("policy_routing.sls", "via: 10.13.0.30", "via: 192.0.2.30",
@@ -116,7 +116,7 @@ def test_pre_commit_hook_rejects_a_bad_staged_pillar(tmp_path):
     subprocess.run(git + ["add", "."], check=True)
     good = subprocess.run(git + ["commit", "-qm", "example"], capture_output=True, text=True)
     assert good.returncode == 0, good.stderr
-    replace(repo / "lvs.sls", "{host: labfe3, weight: 1}", "{host: labfe3, weight: -1}")
+    replace(repo / "lvs.sls", "{host: labfe3, weight: 100}", "{host: labfe3, weight: -1}")
     subprocess.run(git + ["add", "lvs.sls"], check=True)
     bad = subprocess.run(git + ["commit", "-qm", "bad weight"], capture_output=True, text=True)
     assert bad.returncode == 1

@@ -80,7 +80,7 @@ def broken_pillar(pillar_dir, salt_cli, cn1):
     saved = {p: p.read_text() for p in (node, lvs)}
     node.write_text(saved[node].replace("networks: [admin, wan, ib]",
                                         "networks: [admin, wan, ib]\n    extra: {licence: 10.11.0.99}"))
-    lvs.write_text(saved[lvs].replace("{host: labfe3, weight: 1}", "{host: labfe3, weight: -1}")
+    lvs.write_text(saved[lvs].replace("{host: labfe3, weight: 100}", "{host: labfe3, weight: -1}")
                    .replace("port: 22", "port: 0"))
     salt_cli.run("saltutil.refresh_pillar", "wait=True", minion_tgt=cn1)
     yield

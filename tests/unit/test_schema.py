@@ -90,6 +90,10 @@ MISTAKES = [
      "lvs.health.interval: must be >= 0.05 (got 0.01)"),
     ("connect timeout longer than the probe", ("lvs.health.connect_timeout", 2.0),
      "lvs.health.connect_timeout: must be <= timeout (0.5) (got 2.0)"),
+    ("load threshold high below low", ("lvs.load.high", 0.4),
+     "lvs.load.high: must be > low (0.5) (got 0.4)"),
+    ("load may not take a frontend out", ("lvs.load.min_factor", 0),
+     "lvs.load.min_factor: must be > 0.0 (got 0)"),
 ]
 
 

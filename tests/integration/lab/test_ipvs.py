@@ -72,7 +72,7 @@ def test_drift_is_planned_exactly_and_repaired_in_place(lab, converged):
              f"-a -t {VIP} -r 10.12.0.99:22 -g -w 1", HAND_MADE)
     try:
         expected = [f"update service -A -t {VIP} -s wlc -p 600",
-                    f"update real server -a -t {VIP} -r 10.12.0.22:22 -g -w 1",
+                    f"update real server -a -t {VIP} -r 10.12.0.22:22 -g -w 100",
                     f"delete real server -a -t {VIP} -r 10.12.0.99:22 -g -w 1"]
         predicted = _apply(lab, director, test=True)
         assert predicted["result"] is None, predicted

@@ -26,7 +26,7 @@ def pool(lab, converged):
 
 
 def test_thirty_clients_spread_over_equal_weights(pool):
-    """The example pillar (wlc, weights 1/1/1): 30 logins from 30 addresses, about 10 per frontend.
+    """The example pillar (wlc, weights 100/100/100): 30 logins from 30 addresses, about 10 per frontend.
     wlc evens out each frontend's connections, the inactive ones of earlier logins included (IPVS
     keeps a closed one for 2 minutes), so a frontend that served other tests' logins gets fewer."""
     with logins.sources(pool, "10.12.0.130", 30) as sources:
@@ -54,15 +54,15 @@ def _apply_ipvs(lab: cluster.Lab) -> None:
 
 
 def test_logins_follow_the_pillars_weights(pool):
-    """Weights 1/2/3 in the pillar, one apply on the directors: 30 new clients land 5/10/15. The
+    """Weights 100/200/300 in the pillar, one apply on the directors: 30 new clients land 5/10/15. The
     scheduler is wrr and persistence off here: new clients are shared by weight alone, whatever
     connections and persistence templates earlier logins left (wlc would first even those out)."""
     lab = pool
     text = (labsalt.REPO / "pillar" / "lvs.sls").read_text()
-    weighted = (text.replace("{host: labfe2, weight: 1}", "{host: labfe2, weight: 2}")
-                .replace("{host: labfe3, weight: 1}", "{host: labfe3, weight: 3}")
+    weighted = (text.replace("{host: labfe2, weight: 100}", "{host: labfe2, weight: 200}")
+                .replace("{host: labfe3, weight: 100}", "{host: labfe3, weight: 300}")
                 .replace("scheduler: wlc", "scheduler: wrr").replace("persistence: 600", "persistence: 0"))
-    assert weighted.count("weight: 1}") == 1 and "wrr" in weighted and "persistence: 0" in weighted, \
+    assert weighted.count("weight: 100}") == 1 and "wrr" in weighted and "persistence: 0" in weighted, \
         "the example pool changed: update this test"
     _lvs_override(lab, weighted)
     try:
