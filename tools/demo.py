@@ -5,10 +5,13 @@
    again: nothing left to change;
 3. per-user policy routing with real traffic: chosen users leave through the NAT router, others
    are dropped by the firewall;
-4. the fault scenarios that exist so far, shown as they happen: an IB link flap on a compute
-   node drops its policy routes and the beacon -> reactor -> heal path puts them back; the
-   master NAT router loses its link and a running flow carries on through the backup;
-5. the lab stays up: how to look around and how to tear it down.
+4. the fault scenarios, shown as they happen: an IB link flap on a compute node drops its
+   policy routes and the beacon -> reactor -> heal path puts them back; the master NAT router
+   loses its link and a running flow carries on through the backup;
+5. the SSH login pool: logins through the VIP spread over the frontends, a frontend's sshd
+   killed and taken out by both directors within a second, a drain, and the master director's
+   link cut with a session open;
+6. the lab stays up: how to look around and how to tear it down.
 """
 
 from __future__ import annotations
@@ -21,8 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "lab"), str(ROOT / "_utils")]
 
-from hpclab import cluster, paths  # noqa: E402
+from hpclab import cluster, logins, paths  # noqa: E402
 from hpclab import salt as labsalt  # noqa: E402
+
+DIRECTORS = ("lablvs1", "lablvs2")
+VIP = "10.12.0.10:22"
+DEMO_SOURCES = "10.12.0.110"  # 15 client addresses of the demo's own (the lab tests use others)
 
 
 def say(text: str) -> None:
@@ -115,6 +122,72 @@ def flap_scenario(lab: cluster.Lab) -> None:
     print("  NOT healed within 30 s: see `lab salt-run routing.status`")
 
 
+def weights(lab: cluster.Lab) -> dict[str, list[int]]:
+    """{frontend: [its weight on each director]} for the SSH VIP."""
+    out: dict[str, list[int]] = {}
+    for director in DIRECTORS:
+        text = lab.exec(director, ["ipvsadm", "-S", "-n"])[1]
+        for line in text.splitlines():
+            if f"-t {VIP} -r " in line:
+                address = line.split(" -r ")[1].split(":")[0]
+                out.setdefault(f"labfe{address[-1]}", []).append(int(line.split("-w ")[1].split()[0]))
+    return out
+
+
+def show_spread(lab: cluster.Lab, sources: list[str], why: str) -> None:
+    landed = logins.spread(lab, sources)
+    print(f"  {len(sources)} logins ({why}): " + ", ".join(f"{h} {n}" for h, n in sorted(landed.items())))
+
+
+def salt_run(lab: cluster.Lab, *args: str) -> str:
+    argv = labsalt.cli_argv(lab.run, list(args), tool="salt-run")
+    return lab.exec(lab.topo.master.name, argv, timeout=300)[1]
+
+
+def pool_scenario(lab: cluster.Lab) -> None:
+    say(f"the SSH login pool: VIP {VIP} on {', '.join(logins.vip_holders(lab)) or 'nobody'}, "
+        f"weights {weights(lab)} (one per director)")
+    with logins.sources(lab, DEMO_SOURCES, 15) as sources:
+        show_spread(lab, sources, "15 client addresses, real ssh, `hostname` through the VIP")
+        say("fault: labfe2's sshd is SIGKILLed (`lab kill labfe2 sshd`)")
+        lab.kill("labfe2", "sshd")
+        start = time.monotonic()
+        while any(weights(lab).get("labfe2", [0])) and time.monotonic() - start < 10:
+            time.sleep(0.05)
+        print(f"  both directors' probes took it out: weights {weights(lab)}, seen {time.monotonic() - start:.2f} s "
+              "after the kill by polling both tables (hpc_lvs_health, each director on its own)")
+        show_spread(lab, sources, "the same clients again")
+        lab.exec("labfe2", ["service", "ssh", "start"])
+        time.sleep(3)
+        print(f"  sshd back: weights {weights(lab)}")
+        say("drain: `salt-run lvs.drain labfe3 wait=False` (weight 0; it leaves once idle)")
+        salt_run(lab, "lvs.drain", "labfe3", "wait=False")
+        left = "labfe3 left both tables at once (no session open there)" if "labfe3" not in weights(lab) else ""
+        print(f"  weights {weights(lab)} {left}")
+        show_spread(lab, sources, "new clients avoid labfe3")
+        salt_run(lab, "lvs.undrain", "labfe3")
+        print(f"  `salt-run lvs.undrain labfe3`: weights {weights(lab)}")
+    say("fault: lablvs1, the master director, loses its WAN link with an SSH session open")
+    out = logins.open_session(lab, "demo", ticks=75, every=0.2)  # 15 s of output
+    time.sleep(3)
+    lab.exec("lablvs1", ["ip", "link", "set", "eth1", "down"])
+    try:
+        start = time.monotonic()
+        while logins.vip_holders(lab) != ["lablvs2"] and time.monotonic() - start < 15:
+            time.sleep(0.05)
+        print(f"  the VIP is on {', '.join(logins.vip_holders(lab))}, seen {time.monotonic() - start:.2f} s after "
+              "the cut by polling both directors (keepalived VRRPv3, 0.1 s adverts; the client sees "
+              "~0.55 s: make bench-vip-failover); a new login lands on " + logins.login(lab))
+        time.sleep(4)
+    finally:
+        lab.exec("lablvs1", ["ip", "link", "set", "eth1", "up"])
+    time.sleep(10)
+    lines = logins.session_result(lab, out)
+    print(f"  VIP back on {', '.join(logins.vip_holders(lab))}; the open session printed "
+          f"{sum(ln.isdigit() for ln in lines)}/75 lines, {lines[-1] if lines else 'nothing'} "
+          "(the directors sync their connections both ways)")
+
+
 def main() -> int:
     say("lab up: the example cluster (pillar/) on this machine")
     lab = cluster.up(progress=lambda m: print("  " + m, flush=True))
@@ -128,6 +201,7 @@ def main() -> int:
     users_scenario(lab)
     flap_scenario(lab)
     nat_failover_scenario(lab)
+    pool_scenario(lab)
     say(f"the lab {lab.prefix} stays up. Look around:")
     print("  lab/lab status                 hosts, addresses, minions, daemons")
     print("  lab/lab salt '*' test.ping     salt through the lab's master")
