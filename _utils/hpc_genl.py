@@ -55,15 +55,11 @@ def string(kind: int, value: str) -> bytes:
     return attr(kind, value.encode() + b"\0")
 
 
-# Compiled once: a read parses a dozen attributes per service, a thousand services a table.
-_ATTR_HEADER, _U16, _U32, _BE16 = struct.Struct("=HH"), struct.Struct("=H"), struct.Struct("=I"), struct.Struct("!H")
-
-
 def parse_attrs(data: bytes) -> dict[int, bytes]:
     """type -> payload of the attributes in ``data`` (the last one wins when a type repeats)."""
-    out, offset, end = {}, 0, len(data)
-    while offset + 4 <= end:
-        length, kind = _ATTR_HEADER.unpack_from(data, offset)
+    out, offset = {}, 0
+    while offset + 4 <= len(data):
+        length, kind = struct.unpack_from("=HH", data, offset)
         if length < 4:
             break
         out[kind & NLA_TYPE_MASK] = data[offset + 4:offset + length]
@@ -72,15 +68,15 @@ def parse_attrs(data: bytes) -> dict[int, bytes]:
 
 
 def get_u16(data: bytes) -> int:
-    return _U16.unpack_from(data)[0]
+    return struct.unpack("=H", data[:2])[0]
 
 
 def get_u32(data: bytes) -> int:
-    return _U32.unpack_from(data)[0]
+    return struct.unpack("=I", data[:4])[0]
 
 
 def get_be16(data: bytes) -> int:
-    return _BE16.unpack_from(data)[0]
+    return struct.unpack("!H", data[:2])[0]
 
 
 def message(family: int, cmd: int, payload: bytes, flags: int, seq: int, version: int = 1) -> bytes:

@@ -14,8 +14,7 @@ Pure Python: ``desired`` builds the table from the pillar, ``plan`` compares; th
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from hpc_change import Change
@@ -43,16 +42,9 @@ class Service:
     flags: tuple[str, ...] = ()  # sorted names, hpc_schema.IPVS_FLAGS
 
     def key(self) -> str:
-        # Worked out once per object and kept in its __dict__ (not a field: no part of ==, hash or
-        # repr): a table sorts by it, a read and a plan index by it, several times each.
-        key = self.__dict__.get("_key")
-        if key is None:
-            if self.protocol == "fwmark":
-                key = f"fwmark {self.fwmark}"
-            else:
-                key = f"{self.protocol} {self.address}:{self.port}"
-            self.__dict__["_key"] = key
-        return key
+        if self.protocol == "fwmark":
+            return f"fwmark {self.fwmark}"
+        return f"{self.protocol} {self.address}:{self.port}"
 
     def text(self) -> str:
         """The service as ``ipvsadm -S -n`` writes it."""
@@ -73,7 +65,7 @@ class Service:
         return self.text()
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True)
 class RealServer:
     service: str  # Service.key()
     address: str
@@ -81,18 +73,8 @@ class RealServer:
     forward: str = "dr"  # nat, dr or tun
     weight: int = 1
 
-    def __init__(self, service: str, address: str, port: int, forward: str = "dr", weight: int = 1) -> None:
-        # The fields go straight into __dict__, where a frozen dataclass's own __init__ makes one
-        # object.__setattr__ call per field: a read of the kernel's table builds one of these per
-        # real server (10,000 in bench/ipvs_sync.py). The key is kept with them, as Service's
-        # (a table sorts by it, a read and a plan index by it).
-        fields = self.__dict__
-        fields["service"], fields["address"], fields["port"] = service, address, port
-        fields["forward"], fields["weight"] = forward, weight
-        fields["_key"] = f"{service} -> {address}:{port}"
-
     def key(self) -> str:
-        return self.__dict__["_key"]
+        return f"{self.service} -> {self.address}:{self.port}"
 
     def text(self) -> str:
         proto, _, where = self.service.partition(" ")
@@ -145,26 +127,10 @@ class Table:
         object.__setattr__(self, "daemons", tuple(sorted(self.daemons, key=SyncDaemon.key)))
 
     def service(self, key: str) -> Service | None:
-        return self._services_by_key.get(key)
+        return next((s for s in self.services if s.key() == key), None)
 
     def reals_of(self, key: str) -> list[RealServer]:
-        return list(self._reals_by_service.get(key, ()))
-
-    # Indexes built on first use (the table is frozen): callers ask for every service's real
-    # servers in turn (text, hpc_lvs_weights), a scan of all 10,000 each time on a big table.
-    @functools.cached_property
-    def _services_by_key(self) -> dict[str, Service]:
-        out: dict[str, Service] = {}
-        for svc in self.services:
-            out.setdefault(svc.key(), svc)  # the first, as a scan would find it
-        return out
-
-    @functools.cached_property
-    def _reals_by_service(self) -> dict[str, list[RealServer]]:
-        out: dict[str, list[RealServer]] = {}
-        for real in self.reals:
-            out.setdefault(real.service, []).append(real)
-        return out
+        return [r for r in self.reals if r.service == key]
 
     def text(self) -> str:
         """The table as ``ipvsadm -S -n`` writes it: each service, then its real servers."""
@@ -242,8 +208,6 @@ def plan(want: Table, have: Table, owned: Iterable[str] = ()) -> list[Change]:
     its real servers with it, so they get no steps of their own."""
     wanted = {s.key(): s for s in want.services}
     ours = set(wanted) | set(owned)
-    if _in_sync(want, have, ours, wanted.keys()):
-        return _daemon_steps(want.daemons, have.daemons)
     present = {s.key(): s for s in have.services if s.key() in ours}
     present_reals = {r.key(): r for r in have.reals if r.service in wanted}
     wanted_reals = {r.key(): r for r in want.reals}
@@ -254,16 +218,6 @@ def plan(want: Table, have: Table, owned: Iterable[str] = ()) -> list[Change]:
     steps += [Change("delete", "service", key, old=svc, summary=svc.text())
               for key, svc in present.items() if key not in wanted]
     return [s for s in steps if s is not None] + _daemon_steps(want.daemons, have.daemons)
-
-
-def _in_sync(want: Table, have: Table, ours: set[str], wanted: Collection[str]) -> bool:
-    """Whether the services and real servers we own are already as wanted: the minute's
-    re-apply, nearly always. Both tables are sorted, so two sequences compare (the kernel's
-    part we own, in its order) where the general case indexes every real server in two dicts
-    and compares each pair; when they are equal it finds no step either."""
-    if tuple(s for s in have.services if s.key() in ours) != want.services:
-        return False
-    return tuple(r for r in have.reals if r.service in wanted) == want.reals
 
 
 def _daemon_steps(want: tuple[SyncDaemon, ...], have: tuple[SyncDaemon, ...]) -> list[Change]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import operator
 import os
 import socket
 import struct
@@ -44,7 +43,6 @@ IPPROTO = {"tcp": socket.IPPROTO_TCP, "udp": socket.IPPROTO_UDP}
 FORWARD = {"nat": 0, "tun": 2, "dr": 3}  # IP_VS_CONN_F_MASQ, _TUNNEL, _DROUTE
 F_PERSISTENT, F_HASHED = 0x1, 0x2
 FLAG_BITS = {"ops": 0x4, "sh-fallback": 0x8, "mh-fallback": 0x8, "sh-port": 0x10, "mh-port": 0x10}
-_NAMED_BITS = functools.reduce(operator.or_, FLAG_BITS.values())
 
 
 class IpvsHandle(Protocol):
@@ -88,15 +86,10 @@ def dest_attrs(real: RealServer, full: bool = True) -> bytes:
 
 
 def _flag_names(bits: int, scheduler: str) -> tuple[str, ...]:
-    if not bits & _NAMED_BITS:
-        return ()  # nearly every service: no flag but persistence
     names = ["ops"] if bits & FLAG_BITS["ops"] else []
     if scheduler in ("sh", "mh"):
         names += [f"{scheduler}-{w}" for w in ("fallback", "port") if bits & FLAG_BITS[f"sh-{w}"]]
     return tuple(sorted(names))
-
-
-_PROTOCOL_NAMES = {number: name for name, number in IPPROTO.items()}
 
 
 def parse_service(attrs: bytes) -> Service | None:
@@ -104,27 +97,19 @@ def parse_service(attrs: bytes) -> Service | None:
     a = genl.parse_attrs(attrs)
     if genl.get_u16(a[SVC_AF]) != socket.AF_INET:
         return None
-    flags = genl.get_u32(a[SVC_FLAGS]) if SVC_FLAGS in a else 0
+    flags = struct.unpack("=I", a[SVC_FLAGS][:4])[0] if SVC_FLAGS in a else 0
     scheduler = a[SVC_SCHED].rstrip(b"\0").decode()
-    flag_names = _flag_names(flags, scheduler)
-    persistence, netmask = 0, 32
-    if flags & F_PERSISTENT:
-        persistence = genl.get_u32(a[SVC_TIMEOUT])
-        netmask = int.from_bytes(a[SVC_NETMASK][:4], "big").bit_count()
+    persistent = bool(flags & F_PERSISTENT)
+    settings = dict(scheduler=scheduler, persistence=genl.get_u32(a[SVC_TIMEOUT]) if persistent else 0,
+                    netmask=bin(int.from_bytes(a[SVC_NETMASK][:4], "big")).count("1") if persistent else 32,
+                    flags=_flag_names(flags, scheduler))
     fwmark = genl.get_u32(a[SVC_FWMARK]) if SVC_FWMARK in a else 0
     if fwmark:
-        return Service("fwmark", "", 0, fwmark, scheduler, persistence, netmask, flag_names)
-    proto = _PROTOCOL_NAMES.get(genl.get_u16(a[SVC_PROTOCOL]))
+        return Service("fwmark", fwmark=fwmark, **settings)
+    proto = {v: k for k, v in IPPROTO.items()}.get(genl.get_u16(a[SVC_PROTOCOL]))
     if proto is None:
         return None
-    return Service(proto, _inet_ntoa(a[SVC_ADDR][:4]), genl.get_be16(a[SVC_PORT]), 0, scheduler, persistence,
-                   netmask, flag_names)
-
-
-@functools.lru_cache(maxsize=4096)
-def _inet_ntoa(packed: bytes) -> str:
-    """Cached: a director has a few VIPs, each with many services (ports)."""
-    return socket.inet_ntoa(packed)
+    return Service(proto, socket.inet_ntoa(a[SVC_ADDR][:4]), genl.get_be16(a[SVC_PORT]), **settings)
 
 
 def daemon_attrs(daemon: SyncDaemon) -> bytes:
@@ -161,50 +146,34 @@ def _hex_addr(word: str) -> tuple[str, int]:
     return socket.inet_ntoa(bytes.fromhex(addr)), int(port or "0", 16)
 
 
-@functools.lru_cache(maxsize=4096)
-def _conns(active: str, inactive: str) -> Conns:
-    """Cached (a Conns is frozen): most real servers of a table have the same few counts."""
-    return Conns(int(active), int(inactive))
-
-
 def parse_proc(text: str) -> tuple[list[RealServer], dict[str, Conns], set[str]]:
     """Every IPv4 service's real servers and counters from ``/proc/net/ip_vs``: one read of text
     the kernel writes, instead of one netlink dump per service. Measured in a TCG director with
     300 services x 10 real servers: parsing the dumps' attributes (stats included) was 90% of a
     read. The services themselves come from netlink (their flags and netmask are not all here).
-    Also returns the services the text lists: it can miss one (below).
-
-    The hot loop of a read (a line per real server): the real server lines are told first."""
-    reals: list[RealServer] = []
-    conns: dict[str, Conns] = {}
-    seen: set[str] = set()
-    service = None
+    Also returns the services the text lists: it can miss one (below)."""
+    reals, conns, seen, service = [], {}, set(), None
     for line in text.splitlines():
         words = line.split()
         if not words:
             continue
-        if words[0] == "->":
-            if service is not None and len(words) >= 6 and "[" not in words[1]:
+        if words[0] in _PROC_PROTO:
+            proto = _PROC_PROTO[words[0]]
+            if "[" in words[1]:  # IPv6: not modelled
+                service = None
+            elif proto == "fwmark":
+                service = f"fwmark {int(words[1], 16)}"
+            else:
                 address, port = _hex_addr(words[1])
-                real = RealServer(service, address, port, _PROC_FORWARD.get(words[2]) or words[2].lower(),
-                                  int(words[3]))
-                reals.append(real)
-                conns[real.key()] = _conns(words[4], words[5])
-        elif words[0] in _PROC_PROTO:
-            service = _proc_service(_PROC_PROTO[words[0]], words[1])
+                service = f"{proto} {address}:{port}"
             if service is not None:
                 seen.add(service)
+        elif words[0] == "->" and service is not None and len(words) >= 6 and "[" not in words[1]:
+            address, port = _hex_addr(words[1])
+            reals.append(RealServer(service, address, port, _PROC_FORWARD.get(words[2], words[2].lower()),
+                                    int(words[3])))
+            conns[f"{service} -> {address}:{port}"] = Conns(int(words[4]), int(words[5]))  # RealServer.key()
     return reals, conns, seen
-
-
-def _proc_service(proto: str, where: str) -> str | None:
-    """A service line's key (Service.key()); None for an IPv6 one (not modelled)."""
-    if "[" in where:
-        return None
-    if proto == "fwmark":
-        return f"fwmark {int(where, 16)}"
-    address, port = _hex_addr(where)
-    return f"{proto} {address}:{port}"
 
 
 def request(step: Change) -> tuple[int, bytes]:

@@ -15,10 +15,7 @@ A table of ``--services`` virtual services (default 1000) with ``--reals`` real 
 
 Each is measured ``--rounds`` times (default 3), alternating with ipvsadm; medians are printed.
 
-With ``--profile``, one more no-op sync runs under cProfile and its top functions follow (what
-the VM's time goes to: TCG is not this host's CPU).
-
-    bench/ipvs_sync.py [--prefix P] [--services N] [--reals M] [--rounds R] [--profile]
+    bench/ipvs_sync.py [--prefix P] [--services N] [--reals M] [--rounds R]
 
 Without ``--prefix`` it boots its own VM (about 30 s) and removes it at the end; with it, it
 runs in lablvs1 of that lab. Run as root.
@@ -69,7 +66,7 @@ def _ipvsadm(*args: str, stdin: str | None = None) -> float:
     return time.monotonic() - started
 
 
-def inner(services: int, reals: int, rounds: int, profile: bool = False) -> None:
+def inner(services: int, reals: int, rounds: int) -> None:
     """Runs inside the VM's throwaway netns."""
     from hpc_ipvs import RealServer, Table, parse_rules
 
@@ -95,28 +92,11 @@ def inner(services: int, reals: int, rounds: int, profile: bool = False) -> None
         print(f"{name}={value:.3f}")
     print(f"full_sync_ratio={statistics.median(f / r for f, r in zip(full, restore, strict=True)):.3f}")
     print(f"noop_sync_ratio={statistics.median(n / r for n, r in zip(noop, restore, strict=True)):.3f}")
-    if profile:
-        _profile_noop(want, text)
-
-
-def _profile_noop(want, text: str) -> None:
-    import cProfile
-    import io
-    import pstats
-
-    _ipvsadm("-R", stdin=text)  # in sync: the no-op case
-    profiler = cProfile.Profile()
-    profiler.runcall(_sync, want)
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
-    print(out.getvalue())
-    _ipvsadm("-C")
 
 
 def _inner_argv(args: argparse.Namespace) -> list[str]:
     script = (f"cd {ROOT} && ip link set lo up && .venv/bin/python bench/ipvs_sync.py inner "
-              f"--services {args.services} --reals {args.reals} --rounds {args.rounds}"
-              + (" --profile" if args.profile else ""))
+              f"--services {args.services} --reals {args.reals} --rounds {args.rounds}")
     return ["unshare", "-n", "sh", "-c", script]
 
 
@@ -149,10 +129,9 @@ def main() -> int:
     parser.add_argument("--services", type=int, default=1000)
     parser.add_argument("--reals", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--profile", action="store_true", help="profile one more no-op sync")
     args = parser.parse_args()
     if args.mode == "inner":
-        inner(args.services, args.reals, args.rounds, args.profile)
+        inner(args.services, args.reals, args.rounds)
         return 0
     return outer(args)
 
