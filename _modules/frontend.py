@@ -40,7 +40,8 @@ def load_settings():
     """
     How this host reports its load to the login pool's master (``lvs.load``): ``enabled`` on a
     real server of an lvs service when ``lvs.load.enabled``, ``every`` (seconds), and
-    ``real_server``. What the frontend formula gives the ``hpc_frontend_load`` beacon.
+    ``real_server``. What the frontend formula gives the ``hpc_frontend_load`` beacon. On an
+    invalid pillar: all false (the pillar gate state fails the run and says why).
 
     CLI Example:
 
@@ -48,9 +49,11 @@ def load_settings():
 
         salt 'labfe*' frontend.load_settings
     """
-    ctx = _ctx()
+    ctx = hpc_context.load(__context__, __pillar__, __opts__)  # no raise: the gate state reports a bad pillar
+    if not ctx.valid:
+        return {"enabled": False, "every": 0.0, "real_server": False}
     load = ctx.sections["lvs"].load
-    real_server = bool(ctx.member["lvs_real_server"])
+    real_server = bool(ctx.member.get("lvs_real_server"))
     return {"enabled": real_server and load.enabled, "every": float(load.every), "real_server": real_server}
 
 
