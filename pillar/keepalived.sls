@@ -7,8 +7,7 @@ keepalived:
       hosts: lablvs[1-2]
       priorities: {lablvs1: 150, lablvs2: 100}
       virtual_ips: [10.12.0.10/24]
-      advert_int: 0.1        # VRRPv3: the VIP moves in 3 x 0.1 s + skew (bench-vip-failover); v3 has no auth
-      vrrp_version: 3
+      advert_int: 1
     - name: nat_gw
       vrid: 52
       network: ib

@@ -11,5 +11,7 @@ base:
     - diskless
     - node
   # Secrets reach only the hosts that need them.
+  'lablvs*':
+    - secrets.lvs
   'labfe*':
     - secrets.frontend
