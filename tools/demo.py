@@ -176,8 +176,8 @@ def pool_scenario(lab: cluster.Lab) -> None:
         while logins.vip_holders(lab) != ["lablvs2"] and time.monotonic() - start < 15:
             time.sleep(0.05)
         print(f"  the VIP is on {', '.join(logins.vip_holders(lab))}, seen {time.monotonic() - start:.2f} s after "
-              "the cut by polling both directors (keepalived VRRPv3, 0.1 s adverts; the client sees "
-              "~0.55 s: make bench-vip-failover); a new login lands on " + logins.login(lab))
+              "the cut by polling both directors (keepalived: 3 missed 1 s adverts); a new login lands on "
+              + logins.login(lab))
         time.sleep(4)
     finally:
         lab.exec("lablvs1", ["ip", "link", "set", "eth1", "up"])
