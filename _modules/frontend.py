@@ -1,16 +1,29 @@
-"""Login frontends (seeds 000, 001): sshd keepalive settings for this host, from the pillar, and
-in direct routing the VIP on lo with the ARP settings that keep it there (``hpc_frontend``)."""
+"""Login frontends (seeds 000, 001): sshd keepalive settings for this host, from the pillar; in
+direct routing the VIP on lo with the ARP settings that keep it there (``hpc_frontend``); in NAT
+the return path of the VIP's replies through the directors (``hpc_frontend_nat``)."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from salt.exceptions import CommandExecutionError
 
-from hpc_synced import hpc_applied, hpc_context, hpc_frontend
+from hpc_synced import (
+    hpc_applied,
+    hpc_context,
+    hpc_frontend,
+    hpc_frontend_nat,
+    hpc_routing,
+    hpc_routing_kernel,
+    hpc_schema,
+)
 
 LOCK = "/run/hpcnet-frontend.lock"
 SUBSYSTEM = "frontend_dr"  # its hpc_applied record: the VIPs last applied on lo
+NAT_LOCK = "/run/hpcnet-frontend-nat.lock"
+NAT_SUBSYSTEM = "frontend_nat"  # its hpc_applied record: the NAT return path last applied
+NAT_RT_TABLES = Path("/etc/iproute2/rt_tables.d") / hpc_frontend_nat.RT_TABLES_NAME
 
 __virtualname__ = "frontend"
 
@@ -247,3 +260,126 @@ def dr_clean(test=False):
     """
     with hpc_applied.exclusive(LOCK):
         return _apply_vips([], test, source="clean")
+
+
+def nat_return():
+    """
+    The NAT return path this host needs as a real server of the pillar's NAT services with a
+    ``nat_gateway``: the table (``frontend.nat_return``), the rule from its address on the real
+    servers' network, the routes. Empty when it serves none.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labfe*' frontend.nat_return
+    """
+    return hpc_routing.state_as_data(_nat_wanted())
+
+
+def _nat_wanted():
+    ctx = _ctx()
+    if ctx.host is None:
+        return hpc_routing.RoutingState()
+    fe = ctx.sections.get("frontend")
+    settings = fe.nat_return if fe is not None else hpc_schema.NatReturn()
+    try:
+        return hpc_frontend_nat.desired(ctx.host, ctx.sections["lvs"], settings, ctx.sections["networks"])
+    except ValueError as exc:
+        raise CommandExecutionError(str(exc)) from None
+
+
+def _apply_nat(want, test, source):
+    handle = hpc_routing_kernel.NetlinkRouting(rt_tables=NAT_RT_TABLES)
+    try:
+        tables = set(want.tables) | set(handle.read(set()).tables)  # our file lists what earlier runs owned
+        steps = hpc_routing.plan(want, handle.read(tables))
+        errors = []
+        if steps and not test:
+            errors = hpc_routing_kernel.apply(handle, steps)
+            errors += [f"still differs after applying: {c.describe()}"
+                       for c in hpc_routing.plan(want, handle.read(tables))]
+    finally:
+        handle.close()
+    if not test:
+        hpc_applied.save(__opts__["cachedir"], NAT_SUBSYSTEM, {"state": hpc_routing.state_as_data(want),
+                                                                "source": source, "applied_at": time.time()})
+    return {"changes": [c.describe() for c in steps], "errors": errors, "applied": bool(steps) and not test}
+
+
+def nat_plan():
+    """
+    What applying the pillar would change in the NAT return path (our table, its routes, the
+    rules that look it up; nothing else).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labfe*' frontend.nat_plan
+    """
+    return _apply_nat(_nat_wanted(), test=True, source="pillar")
+
+
+def nat_apply(test=False):
+    """
+    Put the pillar's NAT return path in place and remove what of ours it no longer wants.
+    Recorded: ``reapply`` (at minion start and every minute) restores it after a reboot.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labfe*' frontend.nat_apply
+    """
+    with hpc_applied.exclusive(NAT_LOCK):
+        return _apply_nat(_nat_wanted(), test, source="pillar")
+
+
+def nat_reapply(test=False, wait=True):
+    """
+    Apply again the NAT return path the last ``nat_apply`` recorded (a reboot empties the table);
+    nothing without a record. ``wait=False``: skip when another apply holds the lock.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labfe*' frontend.nat_reapply
+    """
+    with hpc_applied.exclusive(NAT_LOCK, wait=wait) as held:
+        record = hpc_applied.load(__opts__["cachedir"], NAT_SUBSYSTEM) if held is not None else None
+        if not record:
+            return {"changes": [], "errors": [], "applied": False}
+        return _apply_nat(hpc_routing.state_from_data(record["state"]), test, source="record")
+
+
+def nat_clean(test=False):
+    """
+    Remove our NAT return path: the rules that look up our table, its routes, our rt_tables
+    file. Recorded, so no re-apply puts it back.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labfe*' frontend.nat_clean
+    """
+    with hpc_applied.exclusive(NAT_LOCK):
+        return _apply_nat(hpc_routing.RoutingState(), test, source="clean")
+
+
+def reapply(test=False, wait=True):
+    """
+    Both recorded parts of a real server's pool plumbing again: the DR VIPs on lo
+    (``dr_reapply``) and the NAT return path (``nat_reapply``). What the refresh beacon runs.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'labfe*' frontend.reapply
+    """
+    parts = (dr_reapply(test=test, wait=wait), nat_reapply(test=test, wait=wait))
+    return {"changes": [c for p in parts for c in p["changes"]], "errors": [e for p in parts for e in p["errors"]],
+            "applied": any(p["applied"] for p in parts)}

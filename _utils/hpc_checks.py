@@ -171,6 +171,7 @@ def check_lvs(s: dict, inv: Inventory) -> list[PillarError]:
             errors += _real_server(join_path(path, "real_servers", j), svc, real, inv, networks or {})
         errors += _duplicates(((join_path(path, "real_servers", j, "host"), r.host)
                                for j, r in items(svc.real_servers)), "real server")
+        errors += _nat_gateway(path, svc, lvs, s.get("keepalived"))
     if lvs.sync is not None:
         errors += _unknown("lvs.sync.network", lvs.sync.network, networks, "network")
     return errors + _directors_reach(lvs, inv, networks)
@@ -187,6 +188,25 @@ def _real_server(path: str, svc: Any, real: Any, inv: Inventory, networks: dict)
         errors.append(PillarError(join_path(path, "port"), f"a port mapping needs forward nat (this service "
                                   f"is {svc.forward}: the frontend gets port {svc.port})", real.port))
     return errors
+
+
+def _nat_gateway(path: str, svc: Any, lvs: Any, keepalived: Any) -> list[PillarError]:
+    """A NAT service's gateway must move with its VIP: an address of a VRRP instance of the
+    directors on the real servers' network. Any other address would send the replies to a host
+    that cannot translate them back."""
+    instances = keepalived.instances if keepalived is not None else []
+    if svc.nat_gateway is None or None in instances:  # an invalid instance is reported as such, once
+        return []
+    directors = set(_expand(lvs.directors)) if lvs.directors else set()
+    for inst in instances:
+        if not directors & set(_expand(inst.hosts)):
+            continue
+        vips = (inst.virtual_ips if inst.network == svc.reals_on else []) + inst.other_virtual_ips.get(svc.reals_on, [])
+        if any(v.split("/")[0] == svc.nat_gateway for v in vips):
+            return []
+    return [PillarError(join_path(path, "nat_gateway"), f"is no VRRP address of the directors on {svc.reals_on} "
+                        "(add it to their keepalived instance: virtual_ips, or other_virtual_ips."
+                        f"{svc.reals_on})", svc.nat_gateway)]
 
 
 def _directors_reach(lvs: Any, inv: Inventory, networks: Any) -> list[PillarError]:
@@ -354,7 +374,15 @@ def check_frontend(s: dict, inv: Inventory) -> list[PillarError]:
         errors += _unknown("frontend.lvs_service", fe.lvs_service, list(services), "lvs service")
         if fe.lvs_service in services:
             errors += _pool_is_frontends(fe, *services[fe.lvs_service], inv)
-    return errors
+    return errors + _nat_table_is_free(fe, s.get("policy_routing"))
+
+
+def _nat_table_is_free(fe: Any, routing: Any) -> list[PillarError]:
+    """The NAT return path's table is the frontend formula's alone: policy routing would empty it."""
+    ours = fe.nat_return
+    return [PillarError(f"frontend.nat_return.{key}", f"is also policy_routing.tables[{i}] {t.name} ({t.id})", value)
+            for i, t in items(routing.tables if routing is not None else [])
+            for key, value, theirs in (("table", ours.table, t.id), ("name", ours.name, t.name)) if value == theirs]
 
 
 def _pool_is_frontends(fe: Any, index: int, svc: Any, inv: Inventory) -> list[PillarError]:

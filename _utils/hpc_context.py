@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import hpc_frontend
+import hpc_frontend_nat
 import hpc_keepalived
 import hpc_natrouter
 import hpc_routing
@@ -114,8 +115,12 @@ def memberships(minion: str, sections: dict[str, Any]) -> dict[str, Any]:
         "node": True,
         "keepalived": [i.name for i in hpc_keepalived.instances_of(minion, sections["keepalived"])],
         "director": bool(lvs.directors) and minion in expand(lvs.directors),
+        # NAT: the directors forward the real servers' replies (and translate them back)
+        "director_forwards": bool(lvs.directors) and minion in expand(lvs.directors)
+        and any(svc.forward == "nat" for svc in lvs.services),
         "frontend": fe is not None and minion in expand(fe.hosts),
         "dr_vips": hpc_frontend.dr_vips(minion, lvs),  # a direct-routing real server holds these on lo
+        "nat_return": hpc_frontend_nat.nat_services(minion, lvs),  # NAT services whose replies it routes back
         "lvs_real_server": any(r.host == minion for svc in lvs.services for r in svc.real_servers),
         "boot_server": dl.server == minion,
         "natrouter": hpc_natrouter.is_router(minion, sections.get("natrouter")),

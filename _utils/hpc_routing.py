@@ -25,23 +25,25 @@ DEFAULT = "default"
 @dataclass(frozen=True, order=True)
 class Rule:
     """``lookup table`` for packets with ``fwmark`` (0: any mark) from sockets of uids in
-    ``uids`` (a closed range; empty: any uid). A rule is all identity: no settings."""
+    ``uids`` (a closed range; empty: any uid), from the source ``src`` (a CIDR; "": any). A rule
+    is all identity: no settings."""
 
     priority: int
     fwmark: int
     table: int
     uids: tuple[int, ...] = ()  # () or (first, last)
+    src: str = ""  # a NAT real server's return path (hpc_frontend_nat): from its address
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "uids", tuple(self.uids))  # lists from YAML fixtures
 
     def key(self) -> tuple:
-        return (self.priority, self.fwmark, self.table, self.uids)
+        return (self.priority, self.fwmark, self.table, self.uids, self.src)
 
     def as_data(self) -> dict:
         """A selector the rule does not use is left out (state output, plan cases)."""
         data = {"priority": self.priority, "fwmark": self.fwmark, "table": self.table}
-        return data | ({"uids": list(self.uids)} if self.uids else {})
+        return data | ({"uids": list(self.uids)} if self.uids else {}) | ({"src": self.src} if self.src else {})
 
 
 def uid_ranges(uids: list[int] | set[int]) -> list[tuple[int, int]]:
@@ -77,7 +79,7 @@ class RoutingState:
 def render(obj: Rule | Route) -> str:
     """The ``ip`` command line's words for a rule or route (for humans and state output)."""
     if isinstance(obj, Rule):
-        words = [f"priority {obj.priority}"]
+        words = [f"priority {obj.priority}"] + ([f"from {obj.src}"] if obj.src else [])
         if obj.fwmark:
             words.append(f"fwmark {obj.fwmark:#x}")
         if obj.uids:
@@ -189,5 +191,5 @@ def state_as_data(state: RoutingState) -> dict:
 
 def state_from_data(data: dict) -> RoutingState:
     return RoutingState({int(i): n for i, n in data.get("tables", {}).items()},
-                        frozenset(Rule(p, m, t, tuple(u)) for p, m, t, u in data.get("rules", [])),
+                        frozenset(Rule(p, m, t, tuple(u), *src) for p, m, t, u, *src in data.get("rules", [])),
                         frozenset(Route(*r) for r in data.get("routes", [])))

@@ -49,15 +49,16 @@ class RoutingHandle(Protocol):
 
 
 # Selectors a rule of ours never uses: a rule with any of them is not one we model.
-FOREIGN_SELECTORS = ("FRA_SRC", "FRA_DST", "FRA_IIFNAME", "FRA_OIFNAME", "FRA_IP_PROTO", "FRA_SPORT_RANGE",
+FOREIGN_SELECTORS = ("FRA_DST", "FRA_IIFNAME", "FRA_OIFNAME", "FRA_IP_PROTO", "FRA_SPORT_RANGE",
                      "FRA_DPORT_RANGE", "FRA_L3MDEV")
 UNSET = 0xFFFFFFFF  # the kernel reports FRA_SUPPRESS_PREFIXLEN -1 on every rule that has none
 
 
 def parse_rule(msg: Any) -> Rule | None:
-    """A ``[fwmark M] [uidrange A-B] lookup table`` rule, or None for any other kind (not ours to model)."""
-    fwmark, uid_range = msg.get("FRA_FWMARK"), msg.get("FRA_UID_RANGE")
-    if msg["action"] != FR_ACT_TO_TBL or (fwmark is None and uid_range is None):
+    """A ``[from A/N] [fwmark M] [uidrange A-B] lookup table`` rule, or None for any other kind (not
+    ours to model)."""
+    fwmark, uid_range, src = msg.get("FRA_FWMARK"), msg.get("FRA_UID_RANGE"), msg.get("FRA_SRC")
+    if msg["action"] != FR_ACT_TO_TBL or (fwmark is None and uid_range is None and src is None):
         return None
     if msg.get("FRA_FWMASK") not in (None, UNSET) or msg.get("FRA_SUPPRESS_PREFIXLEN") not in (None, UNSET):
         return None
@@ -65,7 +66,8 @@ def parse_rule(msg: Any) -> Rule | None:
         return None
     uids = tuple(int(u) for u in uid_range.split(":")) if uid_range else ()
     table = msg.get("FRA_TABLE") or msg["table"]
-    return Rule(priority=msg.get("FRA_PRIORITY") or 0, fwmark=fwmark or 0, table=table, uids=uids)
+    return Rule(priority=msg.get("FRA_PRIORITY") or 0, fwmark=fwmark or 0, table=table, uids=uids,
+                src=f"{src}/{msg['src_len']}" if src is not None else "")
 
 
 def parse_route(msg: Any, ifnames: dict[int, str]) -> Route | None:
@@ -138,6 +140,9 @@ class NetlinkRouting:
             args["fwmark"] = rule.fwmark
         if rule.uids:
             args["uid_range"] = f"{rule.uids[0]}:{rule.uids[1]}"
+        if rule.src:
+            args["src"], length = rule.src.split("/")
+            args["src_len"] = int(length)
         return args
 
     def add_rule(self, rule: Rule) -> None:

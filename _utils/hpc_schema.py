@@ -163,6 +163,10 @@ class LvsService(Model):
     forward: Literal["nat", "dr", "tun"] = "dr"
     # Where the directors reach the real servers (seed 000's NAT: a private network); default: network.
     real_network: Name | None = None
+    # NAT: the directors' VRRP address on real_network. The real servers send the VIP's replies
+    # through it (a rule from their address), so the replies reach the director that holds the VIP
+    # for the reverse translation. Omit it when their default route already leads to the directors.
+    nat_gateway: IPAddress | None = None
     real_servers: list[RealServer] = []
 
     @model_validator(mode="after")
@@ -174,6 +178,8 @@ class LvsService(Model):
         for flag in self.flags:
             if flag[:2] in ("sh", "mh") and flag[:2] != self.scheduler:
                 raise ValueError(f"flags: {flag} needs scheduler {flag[:2]} (this service has {self.scheduler})")
+        if self.nat_gateway is not None and self.forward != "nat":
+            raise ValueError(f"nat_gateway: only for forward nat (this service is {self.forward})")
         return self
 
     @property
@@ -273,12 +279,21 @@ class NatRouter(Model):
 # ---------------------------------------------------------------- frontend, diskless, node
 
 
+class NatReturn(Model):
+    """The routing table and rule of a NAT real server's return path (``lvs.services[].nat_gateway``)."""
+
+    table: TableId = 210
+    name: Name = "lvs_nat"
+    priority: RulePriority = 1000
+
+
 class Frontend(Model):
     hosts: NodeSetStr
     lvs_service: Name | None = None
     client_alive_interval: Seconds = 5
     client_alive_count_max: Annotated[Int, Field(ge=1)] = 3
     shared_host_keys: bool = True
+    nat_return: NatReturn = NatReturn()
 
 
 class Image(Model):

@@ -6,7 +6,9 @@ keepalived:
       network: wan
       hosts: lablvs[1-2]
       priorities: {lablvs1: 150, lablvs2: 100}
-      virtual_ips: [10.12.0.10/24]
+      virtual_ips: [10.12.0.10/24, 10.12.0.9/24]  # the DR and the NAT service's VIPs
+      other_virtual_ips:
+        admin: [10.11.0.10/24]  # the NAT service's nat_gateway: the frontends' replies follow the VIP
       advert_int: 1
     - name: nat_gw
       vrid: 52

@@ -23,3 +23,20 @@ lvs:
         - {host: labfe1, weight: 100}
         - {host: labfe2, weight: 100}
         - {host: labfe3, weight: 100}
+    # Seed 000's NAT pool on a second VIP, the same frontends reached on the admin network: the
+    # directors translate, the frontends send the replies back through nat_gateway (the directors'
+    # VRRP address on admin, lvs_vip's other_virtual_ips) by a rule from their admin address.
+    - name: ssh_nat
+      network: wan
+      vip: 10.12.0.9
+      port: 22
+      protocol: tcp
+      scheduler: wlc
+      persistence: 600
+      forward: nat
+      real_network: admin
+      nat_gateway: 10.11.0.10
+      real_servers:
+        - {host: labfe1, weight: 100}
+        - {host: labfe2, weight: 100}
+        - {host: labfe3, weight: 100}

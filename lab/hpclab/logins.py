@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from .cluster import LOGIN_KEY, LOGIN_USER, Lab
 
 CLIENT = "labclient1"
-VIP = "10.12.0.10"
+VIP = "10.12.0.10"  # the example pillar's ssh service: direct routing (seed 001)
+NAT_VIP = "10.12.0.9"  # its ssh_nat service: NAT, the frontends reached on admin (seed 000)
+VIPS = {"dr": VIP, "nat": NAT_VIP}
 DIRECTORS = ("lablvs1", "lablvs2")
 
 
@@ -61,13 +63,14 @@ def vip_holders(lab: Lab) -> list[str]:
     return [d for d in DIRECTORS if f" {VIP}/" in lab.exec(d, ["ip", "-4", "-o", "addr", "show"])[1]]
 
 
-def open_session(lab: Lab, name: str, ticks: int, every: float = 0.2, source: str | None = None) -> str:
+def open_session(lab: Lab, name: str, ticks: int, every: float = 0.2, source: str | None = None,
+                 vip: str = VIP) -> str:
     """Start an SSH session through the VIP that prints a counter ``ticks`` times, ``every`` seconds
     apart, in the background on the client; its output (then ``rc=N``) goes to a file whose path
     is returned. A session that breaks ends early, or with ssh's error and a non-zero rc."""
     out = f"/tmp/{lab.prefix}-session-{name}.out"
     remote = f"i=0; while [ $i -lt {ticks} ]; do i=$((i+1)); echo $i; sleep {every}; done"
-    argv = " ".join(f"'{a}'" for a in ssh_argv(source, remote))
+    argv = " ".join(f"'{a}'" for a in ssh_argv(source, remote, vip=vip))
     rc, _, err = lab.exec(CLIENT, ["sh", "-c", f"({argv}; echo rc=$?) > {out} 2>&1 &"])
     assert rc == 0, err
     return out

@@ -1,6 +1,6 @@
 {#- Removes what this formula made and nothing else: the refresh beacon first (or it would put the
-    VIPs back), our VIPs on lo (other addresses stay), our sysctl file (running values are left as
-    they are) and the sshd drop-in. Works whatever the pillar says. #}
+    VIPs back), our VIPs on lo (other addresses stay), our NAT return rule and table, our sysctl
+    file (running values are left as they are) and the sshd drop-in. Works whatever the pillar says. #}
 {%- from tpldir ~ "/map.jinja" import frontend with context %}
 frontend-clean-beacon-absent-refresh:
   beacon.absent:
@@ -15,6 +15,12 @@ frontend-clean-beacon-absent-load:
 frontend-clean-frontend-dr_vips_absent:
   frontend.dr_vips_absent:
     - name: lo
+    - require:
+      - beacon: frontend-clean-beacon-absent-refresh
+
+frontend-clean-frontend-nat_return_absent:
+  frontend.nat_return_absent:
+    - name: lvs_nat
     - require:
       - beacon: frontend-clean-beacon-absent-refresh
 

@@ -1,4 +1,4 @@
-{%- from tpldir ~ "/map.jinja" import frontend, enabled, dr_vips with context %}
+{%- from tpldir ~ "/map.jinja" import frontend, enabled, dr_vips, nat_return with context %}
 {%- if enabled %}
 include:
   - frontend.package
@@ -76,4 +76,14 @@ frontend-config-frontend-dr_vips_applied:
 {%- for key in arp %}
       - sysctl: frontend-config-sysctl-present-{{ key }}
 {%- endfor %}
+{%- endif %}
+
+{%- if nat_return %}
+
+{#- NAT (seed 000): the directors hand this host the VIP's clients at its real_network address; the
+    replies from that address go back through the directors' VRRP address (nat_gateway), which
+    translates them back to the VIP. A rule and a table of ours; nothing else is touched. #}
+frontend-config-frontend-nat_return_applied:
+  frontend.nat_return_applied:
+    - name: {{ nat_return | join(',') }}
 {%- endif %}

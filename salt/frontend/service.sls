@@ -1,4 +1,4 @@
-{%- from tpldir ~ "/map.jinja" import frontend, enabled, dr_vips with context %}
+{%- from tpldir ~ "/map.jinja" import frontend, enabled, dr_vips, nat_return with context %}
 {%- if enabled %}
 include:
   - frontend.config
@@ -25,25 +25,30 @@ frontend-service-service-running:
 {%- endfor %}
 {%- endif %}
 
-{%- if dr_vips %}
+{%- if dr_vips or nat_return %}
 {%- if not enabled %}
 include:
   - frontend.config
 {%- endif %}
 
-{#- A reboot empties lo: the recorded VIPs come back within seconds of a minion start, and every
-    minute after (hpc_refresh, inside the minion: no forked job). #}
+{#- A reboot empties lo and the NAT return table: the recorded VIPs and routes come back within
+    seconds of a minion start, and every minute after (hpc_refresh, inside the minion: no forked job). #}
 frontend-service-beacon-present-refresh:
   beacon.present:
     - name: hpc_refresh_frontend
     - save: True
     - beacon_module: hpc_refresh
-    - function: frontend.dr_reapply
+    - function: frontend.reapply
     - every: {{ frontend.refresh.every }}
     - splay: {{ frontend.refresh.splay }}
     - first: {{ frontend.refresh.first }}
     - require:
+{%- if dr_vips %}
       - frontend: frontend-config-frontend-dr_vips_applied
+{%- endif %}
+{%- if nat_return %}
+      - frontend: frontend-config-frontend-nat_return_applied
+{%- endif %}
 {%- endif %}
 
 {#- The frontend's load for the pool's weights: a signed hpc/lvs/load/<id> every `lvs.load.every`

@@ -1,4 +1,4 @@
-{%- from tpldir ~ "/map.jinja" import ipvs, director with context %}
+{%- from tpldir ~ "/map.jinja" import ipvs, director, forwards with context %}
 {%- if director %}
 include:
   - ipvs.package
@@ -14,6 +14,25 @@ ipvs-config-file-modules_conf:
         {{ module }}
         {%- endfor %}
     - mode: '0644'
+
+{%- if forwards %}
+{#- NAT: the real servers' replies pass through the director, which rewrites them to the VIP. #}
+ipvs-config-file-sysctl_conf:
+  file.managed:
+    - name: {{ ipvs.sysctl_file }}
+    - contents: |
+        # Managed by Salt (hpcnet ipvs): a NAT director forwards its real servers' replies.
+        net.ipv4.ip_forward = 1
+    - mode: '0644'
+
+ipvs-config-sysctl-present-ip_forward:
+  sysctl.present:
+    - name: net.ipv4.ip_forward
+    - value: 1
+    - config: {{ ipvs.sysctl_file }}
+    - require:
+      - file: ipvs-config-file-sysctl_conf
+{%- endif %}
 
 {#- The pillar's services only: edited in place, never flushed; other services stay. #}
 ipvs-config-ipvs-table_applied:

@@ -40,6 +40,7 @@ def handle(request, tmp_path):
 
 RULE = Rule(priority=100, fwmark=1, table=201)
 UID_RULE = Rule(priority=100, fwmark=0, table=201, uids=(3001, 3005))
+SRC_RULE = Rule(priority=1000, fwmark=0, table=201, src="10.253.0.5/32")  # a NAT real server's return path
 ONLINK = Route(table=201, dst="10.253.0.0/16", dev="ib0")
 DEFAULT_VIA = Route(table=201, dst=DEFAULT, gateway="10.253.0.30", dev="ib0")
 
@@ -48,11 +49,12 @@ def test_rules_and_routes_round_trip(handle):
     handle.write_tables({201: "alinat"})
     handle.add_rule(RULE)
     handle.add_rule(UID_RULE)
+    handle.add_rule(SRC_RULE)
     handle.set_route(ONLINK, replace=False)
     handle.set_route(DEFAULT_VIA, replace=False)
     state = handle.read({201})
     assert state.tables == {201: "alinat"}
-    assert state.rules == {RULE, UID_RULE}
+    assert state.rules == {RULE, UID_RULE, SRC_RULE}
     assert state.routes == {ONLINK, DEFAULT_VIA}
 
 
@@ -83,8 +85,10 @@ def test_deleting_what_is_not_there_is_an_error(handle):
 def test_delete(handle):
     handle.add_rule(RULE)
     handle.add_rule(UID_RULE)
+    handle.add_rule(SRC_RULE)
     handle.set_route(ONLINK, replace=False)
     handle.delete_rule(UID_RULE)
+    handle.delete_rule(SRC_RULE)
     assert handle.read({201}).rules == {RULE}
     handle.delete_rule(RULE)
     handle.delete_route(ONLINK)

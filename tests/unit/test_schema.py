@@ -94,6 +94,13 @@ MISTAKES = [
      "lvs.load.high: must be > low (0.5) (got 0.4)"),
     ("load may not take a frontend out", ("lvs.load.min_factor", 0),
      "lvs.load.min_factor: must be > 0.0 (got 0)"),
+    ("NAT gateway on a direct-routing service", ("lvs.services.0.nat_gateway", "10.11.0.10"),
+     "lvs.services[0].nat_gateway: only for forward nat (this service is dr) (got '10.11.0.10')"),
+    ("NAT gateway that does not move with the VIP", ("lvs.services.1.nat_gateway", "10.11.0.11"),
+     "lvs.services[1].nat_gateway: is no VRRP address of the directors on admin (add it to their keepalived "
+     "instance: virtual_ips, or other_virtual_ips.admin) (got '10.11.0.11')"),
+    ("NAT return table taken by policy routing", ("frontend.nat_return", {"table": 201}),
+     "frontend.nat_return.table: is also policy_routing.tables[0] alinat (201) (got 201)"),
 ]
 
 

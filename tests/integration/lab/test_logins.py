@@ -1,6 +1,8 @@
-"""Real SSH logins through the VIP (issue 11, point 6), direct routing as in seed 001: the client's
-``ssh`` reaches the VIP held by the master director (keepalived), IPVS hands it to a frontend,
-which holds the VIP on lo and answers the client directly.
+"""Real SSH logins through the VIP (issue 11, point 6), in both forwarding modes of the example
+pillar: direct routing as in seed 001 (``ssh``, 10.12.0.10: IPVS hands the client's packet to a
+frontend, which holds the VIP on lo and answers the client directly) and NAT as in seed 000
+(``ssh_nat``, 10.12.0.9: IPVS rewrites it to the frontend's admin address; the frontend's
+replies go back through the directors' VRRP address on admin, which rewrites them to the VIP).
 
 Each login is a real OpenSSH login with a key, by the lab's login user; the frontend's hostname
 says where it landed. Distinct source addresses of the client are distinct clients for IPVS.
@@ -18,6 +20,7 @@ from hpclab import salt as labsalt
 
 FRONTENDS = ("labfe1", "labfe2", "labfe3")
 DIRECTORS = "lablvs*"
+MODES = pytest.mark.parametrize("vip", [logins.VIPS["dr"], logins.VIPS["nat"]], ids=["dr", "nat"])
 
 
 @pytest.fixture(scope="module")
@@ -25,20 +28,22 @@ def pool(lab, converged):
     return lab
 
 
-def test_thirty_clients_spread_over_equal_weights(pool):
+@MODES
+def test_thirty_clients_spread_over_equal_weights(pool, vip):
     """The example pillar (wlc, weights 100/100/100): 30 logins from 30 addresses, about 10 per frontend.
     wlc evens out each frontend's connections, the inactive ones of earlier logins included (IPVS
     keeps a closed one for 2 minutes), so a frontend that served other tests' logins gets fewer."""
     with logins.sources(pool, "10.12.0.130", 30) as sources:
-        landed = logins.spread(pool, sources)
+        landed = Counter(logins.login(pool, s, vip=vip) for s in sources)
     assert set(landed) == set(FRONTENDS), landed
     assert all(n >= 7 for n in landed.values()), landed
 
 
-def test_one_clients_logins_stay_on_one_frontend(pool):
+@MODES
+def test_one_clients_logins_stay_on_one_frontend(pool, vip):
     """Persistence (600 s in the pillar): successive logins of one client land on one frontend."""
     with logins.sources(pool, "10.12.0.125", 1) as (source,):
-        landed = Counter(logins.login(pool, source) for _ in range(6))
+        landed = Counter(logins.login(pool, source, vip=vip) for _ in range(6))
     assert len(landed) == 1, landed
 
 
@@ -53,7 +58,8 @@ def _apply_ipvs(lab: cluster.Lab) -> None:
     assert all(s["result"] for v in data.values() for s in v.values()), data
 
 
-def test_logins_follow_the_pillars_weights(pool):
+@MODES
+def test_logins_follow_the_pillars_weights(pool, vip):
     """Weights 100/200/300 in the pillar, one apply on the directors: 30 new clients land 5/10/15. The
     scheduler is wrr and persistence off here: new clients are shared by weight alone, whatever
     connections and persistence templates earlier logins left (wlc would first even those out)."""
@@ -62,13 +68,13 @@ def test_logins_follow_the_pillars_weights(pool):
     weighted = (text.replace("{host: labfe2, weight: 100}", "{host: labfe2, weight: 200}")
                 .replace("{host: labfe3, weight: 100}", "{host: labfe3, weight: 300}")
                 .replace("scheduler: wlc", "scheduler: wrr").replace("persistence: 600", "persistence: 0"))
-    assert weighted.count("weight: 100}") == 1 and "wrr" in weighted and "persistence: 0" in weighted, \
+    assert weighted.count("weight: 100}") == 2 and "wrr" in weighted and "persistence: 0" in weighted, \
         "the example pool changed: update this test"
     _lvs_override(lab, weighted)
     try:
         _apply_ipvs(lab)
         with logins.sources(lab, "10.12.0.160", 30) as sources:
-            landed = logins.spread(lab, sources)
+            landed = Counter(logins.login(lab, s, vip=vip) for s in sources)
     finally:
         _lvs_override(lab, None)
         _apply_ipvs(lab)
@@ -78,16 +84,17 @@ def test_logins_follow_the_pillars_weights(pool):
 KNOWN_HOSTS = "/root/.ssh/known_hosts_vip"
 
 
-def test_the_vip_shows_one_host_key_whichever_frontend_answers(pool):
+@MODES
+def test_the_vip_shows_one_host_key_whichever_frontend_answers(pool, vip):
     """The lab gave each frontend host keys of its own; the frontend states replaced them with the
     pillar's shared key (and sshd offers only that type). A client that learned the VIP's key at
     its first login logs in from 30 addresses, landing on every frontend, with strict checking:
     known_hosts never complains."""
     lab = pool
     lab.exec(logins.CLIENT, ["rm", "-f", KNOWN_HOSTS])
-    logins.login(lab, known_hosts=KNOWN_HOSTS, strict="accept-new")
+    logins.login(lab, known_hosts=KNOWN_HOSTS, strict="accept-new", vip=vip)
     with logins.sources(lab, "10.12.0.210", 30) as sources:
-        landed = Counter(logins.login(lab, s, known_hosts=KNOWN_HOSTS, strict="yes") for s in sources)
+        landed = Counter(logins.login(lab, s, known_hosts=KNOWN_HOSTS, strict="yes", vip=vip) for s in sources)
     assert set(landed) == set(FRONTENDS), landed
     rc, out, _ = lab.exec(logins.CLIENT, ["ssh-keyscan", "-T", "5", *(f"10.12.0.2{i}" for i in (1, 2, 3))])
     keys = {line.split(None, 1)[1] for line in out.splitlines() if line and not line.startswith("#")}
@@ -110,24 +117,26 @@ def _link(lab: cluster.Lab, host: str, up: bool) -> None:
     assert rc == 0, err
 
 
-def test_an_open_session_survives_a_failover_and_the_failback(pool):
+@MODES
+def test_an_open_session_survives_a_failover_and_the_failback(pool, vip):
     """The master director's WAN link goes down: keepalived moves the VIP to the backup, whose IPVS
     table already holds the session's connection (sync daemons), so the session carries on and
     new logins work; the link comes back, the VIP returns (priority 150 preempts), and the
-    session carries on again (the master's table was kept in sync by the backup meanwhile)."""
+    session carries on again (the master's table was kept in sync by the backup meanwhile).
+    In NAT the frontends' way back (10.11.0.10 on admin) moves with the VIP."""
     lab = pool
     assert paths.wait_until(lambda: logins.vip_holders(lab) == ["lablvs1"], 15), logins.vip_holders(lab)
     ticks = 150  # 30 s of output
-    out = logins.open_session(lab, "failover", ticks)
+    out = logins.open_session(lab, f"failover-{vip}", ticks, vip=vip)
     try:
         assert paths.wait_until(lambda: len(logins.session_result(lab, out)) >= 5, 20)
         _link(lab, "lablvs1", up=False)
         assert paths.wait_until(lambda: logins.vip_holders(lab) == ["lablvs2"], 15), logins.vip_holders(lab)
-        assert logins.login(lab) in FRONTENDS  # new logins through the backup
+        assert logins.login(lab, vip=vip) in FRONTENDS  # new logins through the backup
     finally:
         _link(lab, "lablvs1", up=True)
     assert paths.wait_until(lambda: logins.vip_holders(lab) == ["lablvs1"], 20), logins.vip_holders(lab)
-    assert logins.login(lab) in FRONTENDS
+    assert logins.login(lab, vip=vip) in FRONTENDS
     assert paths.wait_until(lambda: any(x.startswith("rc=") for x in logins.session_result(lab, out)), 60)
     lines = logins.session_result(lab, out)
     assert lines == [str(i) for i in range(1, ticks + 1)] + ["rc=0"], lines[-5:]
