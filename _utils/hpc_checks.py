@@ -167,8 +167,9 @@ def check_lvs(s: dict, inv: Inventory) -> list[PillarError]:
                                       f"{networks[svc.network].cidr}", svc.vip))
         if svc.real_network is not None:
             errors += _unknown(join_path(path, "real_network"), svc.real_network, networks, "network")
+        directors = frozenset(_expand(lvs.directors)) if lvs.directors else frozenset()
         for j, real in items(svc.real_servers):
-            errors += _real_server(join_path(path, "real_servers", j), svc, real, inv, networks or {})
+            errors += _real_server(join_path(path, "real_servers", j), svc, real, inv, networks or {}, directors)
         errors += _duplicates(((join_path(path, "real_servers", j, "host"), r.host)
                                for j, r in items(svc.real_servers)), "real server")
         errors += _nat_gateway(path, svc, lvs, s.get("keepalived"))
@@ -177,8 +178,15 @@ def check_lvs(s: dict, inv: Inventory) -> list[PillarError]:
     return errors + _directors_reach(lvs, inv, networks)
 
 
-def _real_server(path: str, svc: Any, real: Any, inv: Inventory, networks: dict) -> list[PillarError]:
+def _real_server(path: str, svc: Any, real: Any, inv: Inventory, networks: dict,
+                 directors: frozenset[str] = frozenset()) -> list[PillarError]:
     errors = _unknown(join_path(path, "host"), real.host, inv, "host")
+    # Seed 001 made its directors frontends too; we do not: a backup director with the VIP on lo
+    # (DR) would send the master's packets on again, and IPVS delivering to the director's own
+    # sshd is what made seed 001's conntrack call the SYN invalid (and open its firewall for it).
+    if real.host in directors:
+        errors.append(PillarError(join_path(path, "host"), "is one of lvs.directors: a director does not serve "
+                                  "its own pool (give the pool hosts of their own)", real.host))
     # A network nobody declared is reported once, as such, not once per host.
     if inv and real.host in inv and svc.reals_on in networks and svc.reals_on not in inv[real.host].interfaces:
         errors.append(PillarError(join_path(path, "host"), f"has no interface on {svc.reals_on}, where the "

@@ -99,6 +99,9 @@ MISTAKES = [
     ("NAT gateway that does not move with the VIP", ("lvs.services.1.nat_gateway", "10.11.0.11"),
      "lvs.services[1].nat_gateway: is no VRRP address of the directors on admin (add it to their keepalived "
      "instance: virtual_ips, or other_virtual_ips.admin) (got '10.11.0.11')"),
+    ("a director in its own pool (seed 001's layout)", ("lvs.services.0.real_servers.0.host", "lablvs2"),
+     "lvs.services[0].real_servers[0].host: is one of lvs.directors: a director does not serve its own pool "
+     "(give the pool hosts of their own) (got 'lablvs2')"),
     ("NAT return table taken by policy routing", ("frontend.nat_return", {"table": 201}),
      "frontend.nat_return.table: is also policy_routing.tables[0] alinat (201) (got 201)"),
 ]

@@ -81,6 +81,39 @@ def test_logins_follow_the_pillars_weights(pool, vip):
     assert 4 <= landed["labfe1"] <= 6 and 9 <= landed["labfe2"] <= 11 and 14 <= landed["labfe3"] <= 16, landed
 
 
+# On each frontend: a reply from sshd at one of its pool addresses (the DR VIP on lo, its admin
+# address for NAT) leaves only as part of a connection conntrack knows as established.
+STATEFUL = """table inet hpclab_stateful {
+  chain output {
+    type filter hook output priority 0; policy accept;
+    ip saddr { 10.12.0.10, 10.11.0.21, 10.11.0.22, 10.11.0.23 } tcp sport 22 ct state != established counter drop
+  }
+}
+"""
+
+
+@MODES
+def test_a_stateful_filter_on_the_frontends_lets_the_pools_replies_out(pool, vip):
+    """Seed 001's frontends saw the SYN that IPVS handed to their own sshd as conntrack state
+    INVALID, and had to let every VIP:22 packet out of their firewall. Our directors are not
+    real servers (the pillar check refuses it), so a frontend's conntrack sees a plain incoming
+    connection in both modes: with a filter that drops any reply it does not know as
+    established, 12 logins land on all three frontends, and the filter dropped nothing. (Seen
+    red: with the SYN untracked, `notrack` in a raw prerouting chain, the logins time out.)"""
+    lab = pool
+    for host in FRONTENDS:
+        assert lab.exec(host, ["nft", "-f", "-"], stdin=STATEFUL)[0] == 0
+    try:
+        with logins.sources(lab, "10.12.0.75", 12) as sources:
+            landed = Counter(logins.login(lab, s, vip=vip) for s in sources)
+        dropped = [lab.exec(h, ["nft", "list", "chain", "inet", "hpclab_stateful", "output"])[1] for h in FRONTENDS]
+    finally:
+        for host in FRONTENDS:
+            lab.exec(host, ["nft", "delete", "table", "inet", "hpclab_stateful"])
+    assert set(landed) == set(FRONTENDS), landed
+    assert all("counter packets 0 " in text for text in dropped), dropped
+
+
 KNOWN_HOSTS = "/root/.ssh/known_hosts_vip"
 
 
