@@ -188,6 +188,14 @@ def _apply_vips(vips, test, source):
     return {"changes": [c.describe() for c in steps], "errors": errors, "applied": bool(steps) and not test}
 
 
+def _reapply_record(lock, subsystem, apply, wait):
+    """``apply(record)`` under ``lock`` with the last record of ``subsystem``; nothing without a
+    record, or when ``wait`` is False and another apply holds the lock."""
+    with hpc_applied.exclusive(lock, wait=wait) as held:
+        record = hpc_applied.load(__opts__["cachedir"], subsystem) if held is not None else None
+        return apply(record) if record else {"changes": [], "errors": [], "applied": False}
+
+
 def dr_vips():
     """
     The VIPs this host holds on lo as a direct-routing real server (``a.b.c.d/32``).
@@ -241,11 +249,8 @@ def dr_reapply(test=False, wait=True):
 
         salt 'labfe*' frontend.dr_reapply
     """
-    with hpc_applied.exclusive(LOCK, wait=wait) as held:
-        record = hpc_applied.load(__opts__["cachedir"], SUBSYSTEM) if held is not None else None
-        if not record:
-            return {"changes": [], "errors": [], "applied": False}
-        return _apply_vips(record["vips"], test, source="record")
+    return _reapply_record(LOCK, SUBSYSTEM, wait=wait, apply=lambda record: _apply_vips(
+        record["vips"], test, source="record"))
 
 
 def dr_clean(test=False):
@@ -347,11 +352,8 @@ def nat_reapply(test=False, wait=True):
 
         salt 'labfe*' frontend.nat_reapply
     """
-    with hpc_applied.exclusive(NAT_LOCK, wait=wait) as held:
-        record = hpc_applied.load(__opts__["cachedir"], NAT_SUBSYSTEM) if held is not None else None
-        if not record:
-            return {"changes": [], "errors": [], "applied": False}
-        return _apply_nat(hpc_routing.state_from_data(record["state"]), test, source="record")
+    return _reapply_record(NAT_LOCK, NAT_SUBSYSTEM, wait=wait, apply=lambda record: _apply_nat(
+        hpc_routing.state_from_data(record["state"]), test, source="record"))
 
 
 def nat_clean(test=False):
