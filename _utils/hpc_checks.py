@@ -410,6 +410,22 @@ def check_diskless(s: dict, inv: Inventory) -> list[PillarError]:
     errors = _duplicates(((join_path("diskless.images", i, "name"), x.name) for i, x in items(dl.images)), "image name")
     errors += _unknown("diskless.server", dl.server, inv, "host")
     errors += _unknown("diskless.default_image", dl.default_image, names, "image")
+    return errors + _boot_overrides(dl, names, inv)
+
+
+def _boot_overrides(dl: Any, images: list[str], inv: Inventory) -> list[PillarError]:
+    """Each override names declared hosts and images, and gets at least one node: the first
+    override naming a node wins, so one whose nodes earlier ones all took does nothing."""
+    errors, taken = [], set()
+    for i, over in items(dl.overrides):
+        path = join_path("diskless.overrides", i)
+        errors += _unknown_hosts(f"{path}.nodes", over.nodes, inv)
+        errors += _unknown(f"{path}.image", over.image, images, "diskless image")
+        hosts = set(_expand(over.nodes))
+        if hosts and hosts <= taken:
+            errors.append(PillarError(f"{path}.nodes", "matches no node: earlier overrides take them all "
+                                      "(the first override naming a node wins)", over.nodes))
+        taken |= hosts
     return errors
 
 

@@ -296,17 +296,59 @@ class Frontend(Model):
     nat_return: NatReturn = NatReturn()
 
 
+def _matching(pattern: str, what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not re.fullmatch(pattern, value):
+            raise ValueError(f"must be {what}")
+        return value
+    return AfterValidator(check)
+
+
+# A built image version: <image name>-<12 hex digits of its content hash> (hpc_bootmenu).
+ImageVersion = Annotated[str, _matching(r"[a-z][a-z0-9_-]*-[0-9a-f]{12}",
+                                        "a built version: <image>-<12 hex digits of its content hash>")]
+# A RAM size as the kernel's tmpfs takes it (Scibian's cowsize): 512M, 2G.
+RamSize = Annotated[str, _matching(r"[1-9][0-9]*[KMG]", "a size in K, M or G, like 512M or 2G")]
+BootEntry = Literal["image", "previous", "local"]
+
+
 class Image(Model):
     name: Name
     suite: str = "bookworm"
     packages: list[str] = []
+    version: ImageVersion | None = None  # pinned: what its nodes boot; None: the newest built
+    keep: Annotated[Int, Field(ge=2)] = 3  # versions kept on the boot server, for rollback
+
+
+class BootSettings(Model):
+    """Every diskless node's boot menu (seed 001's bootmenu.yaml defaults)."""
+
+    default: BootEntry = "image"  # the entry taken when the menu times out
+    console: str | None = "ttyS0,115200"
+    overlay_size: RamSize = "1G"  # the RAM overlay over the read-only squashfs root
+    kernel_args: list[str] = []
+
+
+class BootOverride(Model):
+    """Settings for some nodes (``nodes``); the first override naming a node is the one it gets,
+    and what it leaves unset comes from ``diskless.boot``."""
+
+    nodes: NodeSetStr
+    image: Name | None = None
+    version: ImageVersion | None = None
+    default: BootEntry | None = None
+    console: str | None = None
+    overlay_size: RamSize | None = None
+    kernel_args: list[str] | None = None
 
 
 class Diskless(Model):
     server: str | None = None
     images: list[Image] = []
-    default_image: Name | None = None
+    default_image: Name | None = None  # for a node an override names, when neither names an image
     menu_timeout: Seconds = 5
+    boot: BootSettings = BootSettings()
+    overrides: list[BootOverride] = []
 
 
 class Resolver(Model):

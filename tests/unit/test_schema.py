@@ -104,6 +104,18 @@ MISTAKES = [
      "(give the pool hosts of their own) (got 'lablvs2')"),
     ("NAT return table taken by policy routing", ("frontend.nat_return", {"table": 201}),
      "frontend.nat_return.table: is also policy_routing.tables[0] alinat (201) (got 201)"),
+    ("boot override naming an unknown node", ("diskless.overrides.0.nodes", "labcn9"),
+     "diskless.overrides[0].nodes: names hosts not declared in nodes: labcn9 (got 'labcn9')"),
+    ("boot override that earlier ones shadow", ("diskless.overrides.1", {"nodes": "labcn2", "console": "tty0"}),
+     "diskless.overrides[1].nodes: matches no node: earlier overrides take them all (the first override "
+     "naming a node wins) (got 'labcn2')"),
+    ("boot override with an unknown image", ("diskless.overrides.0.image", "gpu"),
+     "diskless.overrides[0].image: is not a declared diskless image (declared: compute) (got 'gpu')"),
+    ("overlay size the kernel cannot take", ("diskless.boot.overlay_size", "2 GB"),
+     "diskless.boot.overlay_size: must be a size in K, M or G, like 512M or 2G (got '2 GB')"),
+    ("pinned version that is no build name", ("diskless.images.0.version", "latest"),
+     "diskless.images[0].version: must be a built version: <image>-<12 hex digits of its content hash> "
+     "(got 'latest')"),
 ]
 
 

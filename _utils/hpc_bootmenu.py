@@ -1,0 +1,124 @@
+"""Each diskless node's iPXE boot script, from the pillar (seed 001's bootmenu.py, generated
+ahead of time instead of by a CGI at boot).
+
+Which nodes: those whose node group names an ``image``, and those an entry of
+``diskless.overrides`` names. Their settings: ``diskless.boot``, then the first override naming
+the node (first match wins; what it leaves unset keeps the default). Their entries: the image's
+pinned version (``diskless.images[].version``, or the newest built), the version built before
+it (rollback), and the local disk; the menu takes ``default`` after ``menu_timeout`` seconds.
+
+The boot server says which versions exist (``versions``: image -> its built versions, oldest
+first); a pinned version it lacks is an error naming the pillar key, not a menu that fails at boot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hpc_inventory import Host
+from hpc_schema import BootOverride, Diskless, Image
+from hpc_types import expand
+
+IMAGES_PATH = "images"  # under the boot server's HTTP root: images/<image>/<version>/
+KERNEL, INITRD, ROOT = "vmlinuz", "initrd.img", "root.squashfs"
+
+
+@dataclass(frozen=True)
+class NodeBoot:
+    """What one node's menu offers, resolved."""
+
+    host: str
+    image: str
+    version: str
+    previous: str | None
+    default: str
+    console: str | None
+    overlay_size: str
+    kernel_args: tuple[str, ...]
+    interface: str | None  # the boot network's interface name on the node
+    source: str  # "diskless.boot" or "diskless.overrides[i]": where its settings came from
+
+
+def _override_of(name: str, overrides_hosts: Sequence[frozenset[str]]) -> int | None:
+    return next((i for i, hosts in enumerate(overrides_hosts) if name in hosts), None)
+
+
+def resolve(inventory: Mapping[str, Host], spec: Diskless, network: str,
+            versions: Mapping[str, Sequence[str]]) -> dict[str, NodeBoot]:
+    """Every diskless node's resolved menu. ValueError naming the pillar key when an image has no
+    version to boot or a pinned version was never built (or was pruned)."""
+    overrides_hosts = [frozenset(expand(o.nodes)) for o in spec.overrides]  # once, not per node
+    images = {i.name: i for i in spec.images}
+    out = {}
+    for name, host in inventory.items():
+        index = _override_of(name, overrides_hosts)
+        if host.image is None and index is None:
+            continue
+        over = spec.overrides[index] if index is not None else None
+        image = (over.image if over else None) or host.image or spec.default_image
+        if image is None:
+            raise ValueError(f"diskless.overrides[{index}]: {name} boots diskless but no image is named "
+                             "(image here, in its node group, or diskless.default_image)")
+        if image not in images:
+            raise ValueError(f"{name} boots image {image}, which diskless.images does not declare")
+        version, key = _pinned(images[image], over, index)
+        built = list(versions.get(image, ()))
+        if version is None:
+            if not built:
+                raise ValueError(f"diskless.images[{image}]: no version built yet (needed by {name})")
+            version = built[-1]
+        elif version not in built:
+            raise ValueError(f"{key}: version {version} of image {image} is not on the boot server "
+                             f"(built: {', '.join(built) or 'none'})")
+        position = built.index(version)
+        out[name] = NodeBoot(
+            host=name, image=image, version=version, previous=built[position - 1] if position else None,
+            default=_pick(over, spec, "default"), console=_pick(over, spec, "console"),
+            overlay_size=_pick(over, spec, "overlay_size"), kernel_args=tuple(_pick(over, spec, "kernel_args")),
+            interface=host.interfaces[network].name if network in host.interfaces else None,
+            source=f"diskless.overrides[{index}]" if over else "diskless.boot")
+    return out
+
+
+def _pinned(image: Image, over: BootOverride | None, index: int | None) -> tuple[str | None, str]:
+    if over is not None and over.version is not None:
+        return over.version, f"diskless.overrides[{index}].version"
+    return image.version, f"diskless.images[{image.name}].version"
+
+
+def _pick(over: BootOverride | None, spec: Diskless, field: str) -> Any:
+    value = getattr(over, field) if over is not None else None
+    return value if value is not None else getattr(spec.boot, field)
+
+
+def _kernel_line(boot: NodeBoot, version: str, base: str) -> str:
+    url = f"{base}/{IMAGES_PATH}/{boot.image}/{version}"
+    args = [f"initrd={INITRD}", f"hpcnet.root={url}/{ROOT}", f"hpcnet.manifest={url}/manifest",
+            f"hpcnet.overlay={boot.overlay_size}", "BOOTIF=01-${netX/mac:hexhyp}"]
+    if boot.interface:
+        args.append(f"hpcnet.interface={boot.interface}")
+    if boot.console:
+        args.append(f"console={boot.console}")
+    args += boot.kernel_args
+    return f"kernel {url}/{KERNEL} {' '.join(args)}\ninitrd {url}/{INITRD}\nboot"
+
+
+def ipxe_script(boot: NodeBoot, base: str, timeout: int) -> str:
+    """The node's iPXE script: a menu with the pinned version, the previous one (when there is
+    one) and the local disk, ``boot.default`` taken after ``timeout`` seconds."""
+    default = boot.default if boot.default != "previous" or boot.previous else "image"
+    lines = ["#!ipxe", f"# Managed by Salt (hpcnet diskless) for {boot.host}, from {boot.source}: "
+             "local edits are overwritten.",
+             f"menu {boot.host}: {boot.image}",
+             f"item image {boot.image} {boot.version} (pinned)"]
+    if boot.previous:
+        lines.append(f"item previous {boot.image} {boot.previous} (previous)")
+    lines += ["item local Local disk",
+              f"choose --default {default} --timeout {timeout * 1000} target && goto ${{target}} || goto {default}",
+              "", ":image", _kernel_line(boot, boot.version, base)]
+    if boot.previous:
+        lines += ["", ":previous", _kernel_line(boot, boot.previous, base)]
+    lines += ["", ":local", "exit", ""]
+    return "\n".join(lines)
