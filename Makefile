@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PILLAR ?= pillar
 DEMO_HOST ?= labcn1
 
-.PHONY: help deps venv config check-pillar demo preview bench-lab bench-scale bench-heal bench-nat-failover bench-leak bench-faults bench-storm bench-ipvs-sync bench-lvs-detect bench-vip-failover test test-unit test-functional test-integration lint install-hook clean
+.PHONY: help deps venv config check-pillar demo preview bench-lab bench-scale bench-heal bench-nat-failover bench-leak bench-faults bench-storm bench-ipvs-sync bench-lvs-detect bench-vip-failover bench-image test test-unit test-functional test-integration lint install-hook clean
 
 help:
 	@echo "make demo            the example cluster as a lab on this machine, configured by Salt, a fault healed"
@@ -22,6 +22,7 @@ help:
 	@echo "make bench-ipvs-sync IPVS table of 1000 services x 10 real servers in a director VM vs ipvsadm -R [BENCH_LAB=prefix]"
 	@echo "make bench-lvs-detect  a frontend's sshd killed or silent -> weight 0 on both directors, 20 runs each [BENCH_LAB=prefix]"
 	@echo "make bench-vip-failover the master director's WAN link down and back: probe gap, open sessions kept, 10 runs [BENCH_LAB=prefix]"
+	@echo "make bench-image     diskless image: cold build vs one plain mmdebstrap, a configure-only rebuild, its size [BENCH_ROUNDS=2]"
 	@echo "make bench-scale     check-pillar and one highstate's render, example vs grown to N nodes [BENCH_SIZES=1024,4096]"
 
 deps:
@@ -91,6 +92,9 @@ bench-lvs-detect: deps venv
 
 bench-vip-failover: deps venv
 	$(PY) bench/vip_failover.py $(if $(BENCH_LAB),--prefix $(BENCH_LAB))
+
+bench-image: deps venv
+	$(PY) bench/image.py $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS))
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -122,3 +122,13 @@ def ipxe_script(boot: NodeBoot, base: str, timeout: int) -> str:
         lines += ["", ":previous", _kernel_line(boot, boot.previous, base)]
     lines += ["", ":local", "exit", ""]
     return "\n".join(lines)
+
+
+def in_use(spec: Diskless, image: str, built: Sequence[str]) -> set[str]:
+    """The versions of ``image`` a menu can offer: every pinned one (``images[].version`` and the
+    overrides' ``version``) and the one built before each (its rollback entry). Pruning keeps them.
+    The newest build (what an unpinned image boots) is kept by ``keep`` >= 2."""
+    pinned = {i.version for i in spec.images if i.name == image and i.version}
+    pinned |= {o.version for o in spec.overrides if o.version and o.version.rsplit("-", 1)[0] == image}
+    previous = {built[built.index(v) - 1] for v in pinned if v in built and built.index(v) > 0}
+    return pinned | previous

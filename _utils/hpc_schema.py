@@ -312,10 +312,14 @@ RamSize = Annotated[str, _matching(r"[1-9][0-9]*[KMG]", "a size in K, M or G, li
 BootEntry = Literal["image", "previous", "local"]
 
 
+DebPackage = Annotated[str, _matching(r"[a-z0-9][a-z0-9+.-]+", "a Debian package name")]
+
+
 class Image(Model):
     name: Name
     suite: str = "bookworm"
-    packages: list[str] = []
+    packages: list[DebPackage] = []
+    modules: dict[Name, list[DebPackage]] = {}  # seed 002's modules: each one's packages
     version: ImageVersion | None = None  # pinned: what its nodes boot; None: the newest built
     keep: Annotated[Int, Field(ge=2)] = 3  # versions kept on the boot server, for rollback
 
@@ -344,6 +348,9 @@ class BootOverride(Model):
 
 class Diskless(Model):
     server: str | None = None
+    store: str = Field("/srv/hpcnet", pattern=r"^/")  # on the boot server: images/ (served) and layers/
+    mirror: str = Field("http://deb.debian.org/debian", pattern=r"^(https?|file)://")
+    site_scripts: str = Field("/etc/hpcnet/diskless/site", pattern=r"^/")  # seed 002's /etc/kestrel
     images: list[Image] = []
     default_image: Name | None = None  # for a node an override names, when neither names an image
     menu_timeout: Seconds = 5

@@ -79,3 +79,14 @@ def test_the_script_boots_the_default_entry_after_the_timeout_with_the_nodes_ker
 def test_previous_as_default_without_a_previous_version_boots_the_pinned_one():
     boots = _resolve(mutate(example_pillar(), "diskless.boot.default", "previous"), {"compute": [NEW]})
     assert "choose --default image " in hpc_bootmenu.ipxe_script(boots["labcn1"], BASE, 5)
+
+
+def test_pruning_keeps_every_pinned_version_and_the_one_before_it():
+    mid = "compute-0000000000aa"
+    built = [OLD, mid, NEW]
+    pillar = mutate(example_pillar(), "diskless.overrides.0.version", mid)
+    spec = hpc_pillar.load(pillar)["diskless"]
+    assert hpc_bootmenu.in_use(spec, "compute", built) == {mid, OLD}
+    pillar = mutate(pillar, "diskless.images.0.version", NEW)
+    assert hpc_bootmenu.in_use(hpc_pillar.load(pillar)["diskless"], "compute", built) == {NEW, mid, OLD}
+    assert hpc_bootmenu.in_use(hpc_pillar.load(pillar)["diskless"], "gpu", built) == set()

@@ -1,0 +1,31 @@
+"""Diskless images on the boot server, in the one shape of every state (``hpc_change.converge``)."""
+
+from __future__ import annotations
+
+from salt.exceptions import CommandExecutionError
+
+from hpc_synced import hpc_change
+
+__virtualname__ = "diskless"
+
+
+def __virtual__():
+    return __virtualname__
+
+
+def image_built(name):
+    """
+    The newest version of image ``name`` is built from what the pillar and the phase scripts say
+    now: the phases whose inputs changed are run (``test=True`` lists them), the version is packed,
+    old versions beyond ``keep`` are pruned (never one a menu offers). A failed phase script makes
+    the state fail with its name and output, and the versions in service stay as they were.
+
+    .. code-block:: yaml
+
+        diskless-image-diskless-image_built-compute:
+          diskless.image_built:
+            - name: compute
+    """
+    return hpc_change.converge(name, f"image {name}", lambda: __salt__["diskless.image_changes"](name),
+                               lambda _: __salt__["diskless.build"](name) and None,
+                               test=__opts__["test"], errors=(CommandExecutionError,))

@@ -1,0 +1,443 @@
+"""Run an image build plan (hpc_image) on the boot server: the store of phase layers and versions,
+and the runner that fills them (issue 12, step 1).
+
+The store (``diskless.store``, default /srv/hpcnet)::
+
+    images/<image>/<version>/       vmlinuz, initrd.img, root.squashfs, manifest: what the HTTP
+                                    server serves (hpc_bootmenu.IMAGES_PATH)
+    images/<image>/versions.json    the versions, oldest first (what pruning and the menus read)
+    layers/<image>/<phase key>/     what each phase changed (its overlay upper dir; base: a rootfs)
+
+Phases are stacked with overlayfs, not copied: a phase runs in a chroot whose root is the layers
+before it (read-only) under a fresh upper dir, and that upper dir becomes its layer. A cached
+phase is a directory that exists, and snapshotting one costs nothing (a copy of a 300 MB root
+per phase would cost seconds each). Every mount of a phase lives in a private mount namespace of
+the one process that runs it (``unshare --mount``), so a failed or killed build leaves no mount.
+
+Nothing becomes visible half-done: a phase and a version are written under ``.tmp-`` names and
+renamed when complete; a failed script stops the build, is named with its output, and leaves the
+versions (the one nodes boot included) untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from hpc_change import Change
+from hpc_image import PHASES, BuildPlan, Phase, prune
+from hpc_schema import Image
+
+STORE = "/srv/hpcnet"
+TMP = ".tmp-"
+ARTIFACTS = ("vmlinuz", "initrd.img", "root.squashfs")  # what a version serves, in manifest order
+# What every image needs to boot diskless, whatever the pillar lists: a kernel, the initramfs the
+# boot script lives in, and busybox for its wget and sha256sum.
+BOOT_PACKAGES = ("linux-image-amd64", "initramfs-tools", "busybox")
+MARK = "@@hpcnet "  # the phase driver's own lines in its output, between the scripts' lines
+
+
+class BuildError(RuntimeError):
+    """A phase that failed: ``script`` (None when the phase's setup failed) and its ``output``."""
+
+    def __init__(self, image: str, phase: str, script: str | None, output: str) -> None:
+        self.image, self.phase, self.script, self.output = image, phase, script, output
+        what = f"script {phase}/{script}" if script else f"phase {phase}"
+        super().__init__(f"image {image}: {what} failed; the versions in service are untouched. "
+                         f"Its output (last lines):\n{tail(output)}")
+
+
+def tail(text: str, lines: int = 20) -> str:
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------- the store
+
+
+@dataclass(frozen=True)
+class Store:
+    root: Path
+
+    def image(self, image: str) -> Path:
+        return self.root / "images" / image
+
+    def layers(self, image: str) -> Path:
+        return self.root / "layers" / image
+
+    def layer(self, image: str, key: str) -> Path:
+        return self.layers(image) / key
+
+    def version(self, image: str, version: str) -> Path:
+        return self.image(image) / version
+
+    def cached(self, image: str) -> set[str]:
+        layers = self.layers(image)
+        return {p.name for p in layers.iterdir() if not p.name.startswith(TMP)} if layers.is_dir() else set()
+
+    def versions(self, image: str) -> list[str]:
+        """Built versions, oldest first; one whose directory is gone is not listed."""
+        try:
+            listed = json.loads((self.image(image) / "versions.json").read_text())
+        except FileNotFoundError:
+            return []
+        return [v for v in listed if self.version(image, v).is_dir()]
+
+    def record(self, image: str, versions: Sequence[str]) -> None:
+        _write_atomic(self.image(image) / "versions.json", json.dumps(list(versions), indent=1) + "\n")
+
+    def clear_tmp(self, image: str) -> None:
+        """What an interrupted build left: never a layer nor a version (those are renamed whole)."""
+        for parent in (self.layers(image), self.image(image)):
+            if parent.is_dir():
+                for p in parent.iterdir():
+                    if p.name.startswith(TMP):
+                        shutil.rmtree(p)
+
+
+def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(TMP + path.name)
+    tmp.write_text(text)
+    tmp.chmod(mode)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- a build's inputs
+
+
+def read_scripts(root: Path) -> dict[str, dict[str, bytes]]:
+    """``root/<phase>/<script>`` for each phase (a missing directory: no scripts). Names starting
+    with a dot or ending in ``~`` (editors' leftovers) are not scripts."""
+    out: dict[str, dict[str, bytes]] = {}
+    for phase in PHASES:
+        pdir = root / phase
+        if pdir.is_dir():
+            out[phase] = {p.name: p.read_bytes() for p in sorted(pdir.iterdir())
+                          if p.is_file() and not p.name.startswith(".") and not p.name.endswith("~")}
+    return out
+
+
+def inputs(image: Image, mirror: str, boot_packages: Sequence[str], builtin: Path,
+           site: Path) -> tuple[dict[str, object], dict[str, list[str]], dict[str, dict[str, dict[str, bytes]]]]:
+    """What ``hpc_image.plan`` hashes for ``image``: the base (suite, mirror, variant, and every
+    package: mmdebstrap installs them all in one pass, measured faster than a second apt run in
+    the packages phase, which runs the modules' scripts), the packages per module, and the
+    scripts: built-in and the site's (seed 002: a site script replaces the built-in of its name)."""
+    packages = {"boot": sorted(boot_packages), "image": sorted(image.packages),
+                **{m: sorted(p) for m, p in image.modules.items()}}
+    everything = sorted({p for names in packages.values() for p in names})
+    base = {"suite": image.suite, "mirror": mirror, "variant": "minbase", "include": everything}
+    return base, packages, {"builtin": read_scripts(builtin), "site": read_scripts(site)}
+
+
+# ---------------------------------------------------------------- what a run changes
+
+
+def changes(plan: BuildPlan, store: Store, keep: int, in_use: Iterable[str]) -> list[Change]:
+    """The build as the shared plan shape: the phases to run, the version to pack (or to make the
+    newest again, when the same inputs were built before), the old versions to prune."""
+    image, out = plan.image, []
+    for phase in plan.to_run():
+        out.append(Change("add", "phase", f"{image} {phase.name}", new=phase.key,
+                          summary=f"{image}: phase {phase.name} ({len(phase.scripts)} scripts)"))
+    built = store.versions(image)
+    if not built or built[-1] != plan.version:
+        op = "update" if plan.version in built else "add"
+        out.append(Change(op, "version", plan.version, new=plan.version,
+                          summary=f"{plan.version} ({'newest again' if op == 'update' else 'packed'})"))
+    after = [v for v in built if v != plan.version] + [plan.version]
+    for old in prune(after, keep, [*in_use, plan.version]):
+        out.append(Change("delete", "version", old, old=old, summary=f"{old} (pruned: keep {keep})"))
+    return out
+
+
+# ---------------------------------------------------------------- the runner
+
+
+class Runner(Protocol):
+    """What the build does to the disk: ``NativeRunner`` (mmdebstrap, overlayfs, chroot,
+    mksquashfs) and ``FakeRunner`` (plain copies) pass the same suite."""
+
+    def bootstrap(self, dest: Path, base: Mapping[str, object], log: Callable[[str], None]) -> None: ...
+
+    def run_phase(self, lower: Sequence[Path], upper: Path, scripts: Mapping[str, bytes],
+                  env: Mapping[str, str], log: Callable[[str], None]) -> None: ...
+
+    def pack(self, layers: Sequence[Path], dest: Path, log: Callable[[str], None]) -> None: ...
+
+
+@dataclass
+class Build:
+    """One build of ``plan`` into ``store``: ``scripts`` holds each phase's script bodies by name
+    (what ``plan`` hashed), ``env`` what every script sees."""
+
+    plan: BuildPlan
+    store: Store
+    runner: Runner
+    base: Mapping[str, object]
+    scripts: Mapping[str, Mapping[str, bytes]]
+    env: Mapping[str, str] = field(default_factory=dict)
+    log: Callable[[str], None] = lambda line: None
+
+    def apply(self, steps: Sequence[Change]) -> list[str]:
+        """Carry out ``changes()``; returns the steps done, in words. A failure raises BuildError
+        after removing what the failed step had started."""
+        image = self.plan.image
+        self.store.clear_tmp(image)
+        done = []
+        for step in steps:
+            if step.kind == "phase":
+                self._phase(next(p for p in self.plan.phases if p.key == step.new))
+            elif step.op == "delete":
+                shutil.rmtree(self.store.version(image, step.old))
+                self.store.record(image, [v for v in self.store.versions(image) if v != step.old])
+            else:
+                self._version(step.op == "update")
+            done.append(step.describe())
+        return done
+
+    def _layers(self, upto: Phase) -> list[Path]:
+        """The layers under ``upto``, top first (overlayfs's lowerdir order)."""
+        index = self.plan.phases.index(upto)
+        return [self.store.layer(self.plan.image, p.key) for p in reversed(self.plan.phases[:index])]
+
+    def _phase(self, phase: Phase) -> None:
+        image = self.plan.image
+        final = self.store.layer(image, phase.key)
+        tmp = final.with_name(TMP + phase.key)
+        tmp.mkdir(parents=True)
+        self.log(f"{image}: phase {phase.name}: {', '.join(s.name for s in phase.scripts) or 'no scripts'}")
+        try:
+            if phase.name == "base":
+                self.runner.bootstrap(tmp, self.base, self.log)
+            bodies = {s.name: self.scripts[phase.name][s.name] for s in phase.scripts}
+            if bodies:
+                env = {**self.env, "HPCNET_IMAGE": image, "HPCNET_PHASE": phase.name}
+                self.runner.run_phase(self._layers(phase), tmp, bodies, env, self.log)
+        except BuildError as err:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise BuildError(image, phase.name, err.script, err.output) from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        os.rename(tmp, final)
+
+    def _version(self, exists: bool) -> None:
+        image, version = self.plan.image, self.plan.version
+        final = self.store.version(image, version)
+        if not exists:
+            tmp = final.with_name(TMP + version)
+            tmp.mkdir(parents=True)
+            try:
+                layers = [self.store.layer(image, p.key) for p in reversed(self.plan.phases)]
+                self.runner.pack(layers, tmp, self.log)
+                (tmp / "manifest").write_text(manifest(tmp))
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            os.rename(tmp, final)
+        self.store.record(image, [v for v in self.store.versions(image) if v != version] + [version])
+        self.log(f"{image}: version {version} is the newest")
+
+
+def manifest(version_dir: Path) -> str:
+    """``sha256sum`` lines for what the version serves (the initrd checks root.squashfs with
+    ``sha256sum -c``)."""
+    lines = []
+    for name in ARTIFACTS:
+        path = version_dir / name
+        if path.exists():
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            lines.append(f"{digest.hexdigest()}  {name}\n")
+    return "".join(lines)
+
+
+# ---------------------------------------------------------------- the real one
+
+# Runs as the only process of a private mount namespace: its mounts end with it.
+# $1 = the merged root, $2 = lowerdir (top first, ':'-joined; empty: none), $3 = upper, $4 = work,
+# $5 = the directory holding the phase's scripts, then the scripts' names in run order.
+PHASE_DRIVER = r"""set -eu
+R=$1 LOWER=$2 UPPER=$3 WORK=$4 SCRIPTS=$5
+shift 5
+mount --make-rprivate /
+if [ -n "$LOWER" ]; then
+  mount -t overlay hpcnet-image -o "lowerdir=$LOWER,upperdir=$UPPER,workdir=$WORK" "$R"
+else  # the base phase's own scripts: straight on mmdebstrap's tree
+  mount --bind "$UPPER" "$R"
+fi
+mount -t proc proc "$R/proc"
+mount -t sysfs sysfs "$R/sys"
+mount --rbind /dev "$R/dev"
+# Scratch that must not land in the image: the scripts themselves, /run and /tmp.
+mount -t tmpfs hpcnet-run "$R/run"
+mount -t tmpfs hpcnet-tmp "$R/tmp"
+mkdir -p "$R/run/hpcnet-phase"
+cp -p "$SCRIPTS"/* "$R/run/hpcnet-phase/"
+# Name resolution for apt; no daemon starts in the chroot (policy-rc.d); both gone afterwards.
+made_resolv=0
+if [ ! -e "$R/etc/resolv.conf" ] && [ ! -L "$R/etc/resolv.conf" ]; then : > "$R/etc/resolv.conf"; made_resolv=1; fi
+[ -L "$R/etc/resolv.conf" ] || mount --bind /etc/resolv.conf "$R/etc/resolv.conf"
+made_policy=0
+if [ ! -e "$R/usr/sbin/policy-rc.d" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$R/usr/sbin/policy-rc.d"
+  chmod 755 "$R/usr/sbin/policy-rc.d"
+  made_policy=1
+fi
+for name in "$@"; do
+  echo "@@hpcnet script $name"
+  rc=0
+  chroot "$R" "/run/hpcnet-phase/$name" </dev/null 2>&1 || rc=$?
+  if [ "$rc" != 0 ]; then echo "@@hpcnet failed $name $rc"; exit 1; fi
+done
+[ "$made_policy" = 0 ] || rm -f "$R/usr/sbin/policy-rc.d"
+[ -L "$R/etc/resolv.conf" ] || umount "$R/etc/resolv.conf"
+[ "$made_resolv" = 0 ] || rm -f "$R/etc/resolv.conf"
+echo "@@hpcnet done"
+"""
+
+# $1 = the merged root, $2 = lowerdir (every layer, top first), $3 = the version directory.
+PACK_DRIVER = r"""set -eu
+R=$1 LOWER=$2 OUT=$3
+shift 3
+mount --make-rprivate /
+mount -t overlay hpcnet-image -o "ro,lowerdir=$LOWER" "$R"
+for f in vmlinuz initrd.img; do
+  if [ -e "$R/$f" ]; then cp -L "$R/$f" "$OUT/$f"; fi
+done
+mksquashfs "$R" "$OUT/root.squashfs" -noappend -quiet -no-progress "$@"
+"""
+
+
+@dataclass
+class NativeRunner:
+    """mmdebstrap for the base, overlayfs + chroot for the phases, mksquashfs to pack. Root only.
+
+    ``squashfs_args``: zstd at level 6 by default, measured on this machine kind (docs/diskless.md):
+    the default level (15) took several times longer for a few percent less."""
+
+    workdir: Path
+    squashfs_args: Sequence[str] = ("-comp", "zstd", "-Xcompression-level", "6")
+
+    def bootstrap(self, dest: Path, base: Mapping[str, object], log: Callable[[str], None]) -> None:
+        argv = ["mmdebstrap", "--mode=root", f"--variant={base.get('variant', 'minbase')}"]
+        include = list(base.get("include", ()))  # type: ignore[call-overload]
+        if include:
+            argv.append("--include=" + ",".join(include))
+        argv += [str(base["suite"]), str(dest)]
+        if base.get("mirror"):
+            argv.append(str(base["mirror"]))
+        _stream(argv, log, lambda out: BuildError("?", "base", None, out))
+
+    def run_phase(self, lower: Sequence[Path], upper: Path, scripts: Mapping[str, bytes],
+                  env: Mapping[str, str], log: Callable[[str], None]) -> None:
+        with self._scratch() as scratch:
+            sdir = scratch / "scripts"
+            sdir.mkdir()
+            for name, body in scripts.items():
+                (sdir / name).write_bytes(body)
+                (sdir / name).chmod(0o755)
+            (scratch / "root").mkdir()
+            (scratch / "work").mkdir()
+            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", PHASE_DRIVER, "hpcnet-phase",
+                    str(scratch / "root"), ":".join(map(str, lower)), str(upper), str(scratch / "work"),
+                    str(sdir), *scripts]
+            _stream(argv, log, _script_failure, env={**_BASE_ENV, **env})
+
+    def pack(self, layers: Sequence[Path], dest: Path, log: Callable[[str], None]) -> None:
+        with self._scratch() as scratch:
+            (scratch / "root").mkdir()
+            argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", PACK_DRIVER, "hpcnet-pack",
+                    str(scratch / "root"), ":".join(map(str, layers)), str(dest), *self.squashfs_args]
+            _stream(argv, log, lambda out: BuildError("?", "pack", None, out))
+
+    @contextlib.contextmanager
+    def _scratch(self):
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        scratch = Path(subprocess.check_output(["mktemp", "-d", "-p", str(self.workdir), TMP + "XXXXXX"],
+                                               text=True).strip())
+        try:
+            yield scratch
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+_BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
+             "HOME": "/root", "DEBIAN_FRONTEND": "noninteractive"}
+
+
+def _script_failure(output: str) -> BuildError:
+    """The failed script's name and its own output (from its start mark to the failure mark)."""
+    script, own = None, []
+    for line in output.splitlines():
+        if line.startswith(MARK + "script "):
+            script, own = line[len(MARK + "script "):], []
+        elif line.startswith(MARK + "failed "):
+            break
+        else:
+            own.append(line)
+    return BuildError("?", "?", script, "\n".join(own) if script else output)
+
+
+def _stream(argv: Sequence[str], log: Callable[[str], None], failure: Callable[[str], BuildError],
+            env: Mapping[str, str] | None = None) -> None:
+    """Run ``argv``, passing each output line to ``log`` as it comes (a build shows its progress);
+    a non-zero exit raises ``failure(output)``."""
+    lines = []
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                          env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            log(line.rstrip("\n"))
+    if proc.returncode != 0:
+        raise failure("".join(lines))
+
+
+# ---------------------------------------------------------------- the fake
+
+
+@dataclass
+class FakeRunner:
+    """Plain directories, no chroot and no mounts: the base is a copy of ``base_tree``; a phase's
+    scripts run under ``sh`` on this host with ``$ROOT`` set to the upper dir (where the lower
+    layers' directories are made first), so they must write through ``${ROOT:-}``; packing writes
+    the merged tree's files as JSON. For fast unit tests of the store, the caching and failures."""
+
+    base_tree: Path
+
+    def bootstrap(self, dest: Path, base: Mapping[str, object], log: Callable[[str], None]) -> None:
+        shutil.copytree(self.base_tree, dest, dirs_exist_ok=True, symlinks=True)
+
+    def run_phase(self, lower: Sequence[Path], upper: Path, scripts: Mapping[str, bytes],
+                  env: Mapping[str, str], log: Callable[[str], None]) -> None:
+        for layer in lower:
+            for path in layer.rglob("*"):
+                if path.is_dir() and not path.is_symlink():
+                    (upper / path.relative_to(layer)).mkdir(parents=True, exist_ok=True)
+        for name, body in scripts.items():
+            proc = subprocess.run(["sh", "-c", body.decode(), name], env={**_BASE_ENV, **env, "ROOT": str(upper)},
+                                  capture_output=True, text=True)
+            for line in (proc.stdout + proc.stderr).splitlines():
+                log(line)
+            if proc.returncode != 0:
+                raise BuildError("?", "?", name, proc.stdout + proc.stderr)
+
+    def pack(self, layers: Sequence[Path], dest: Path, log: Callable[[str], None]) -> None:
+        merged: dict[str, str] = {}
+        for layer in reversed(layers):
+            for path in sorted(layer.rglob("*")):
+                if path.is_file() and not path.is_symlink():
+                    merged[str(path.relative_to(layer))] = path.read_bytes().decode(errors="replace")
+        (dest / "root.squashfs").write_text(json.dumps(merged, sort_keys=True))
