@@ -57,7 +57,9 @@ def dnsmasq_config():
 
 # ---------------------------------------------------------------- images (issue 12)
 
-BUILTIN_PHASES = "/usr/share/hpcnet/diskless/phases"  # salt://diskless/phases, put there by diskless.image
+# salt://diskless/{phases,base}, put there by the diskless.image sls: the built-in phase scripts and
+# the files the base gets before its packages (the initramfs's boot script).
+BUILTIN = Path("/usr/share/hpcnet/diskless")
 
 
 def _boot_server_ctx():
@@ -76,14 +78,14 @@ def _build(image, log=None):
                                     f"(declared: {', '.join(i.name for i in spec.images) or 'none'})")
     store = hpc_image_build.Store(Path(spec.store))
     base, packages, bodies = hpc_image_build.inputs(wanted, spec.mirror, hpc_image_build.BOOT_PACKAGES,
-                                                    Path(BUILTIN_PHASES), Path(spec.site_scripts))
+                                                    BUILTIN / "phases", Path(spec.site_scripts), BUILTIN / "base")
     scripts = {p: hpc_image.scripts(p, bodies["builtin"].get(p, {}), bodies["site"].get(p, {}))
                for p in hpc_image.PHASES}
     plan = hpc_image.plan(image, base, packages, scripts, store.cached(image))
     built = store.versions(image)
     steps = hpc_image_build.changes(plan, store, wanted.keep, hpc_bootmenu.in_use(spec, image, built))
     merged = {p: {**bodies["builtin"].get(p, {}), **bodies["site"].get(p, {})} for p in hpc_image.PHASES}
-    runner = hpc_image_build.NativeRunner(store.root / "work")
+    runner = hpc_image_build.NativeRunner(store.root / "work", base_files=BUILTIN / "base")
     return plan, steps, hpc_image_build.Build(plan, store, runner, base, merged, log=log or _progress)
 
 

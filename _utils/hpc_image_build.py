@@ -41,7 +41,8 @@ TMP = ".tmp-"
 ARTIFACTS = ("vmlinuz", "initrd.img", "root.squashfs")  # what a version serves, in manifest order
 # What every image needs to boot diskless, whatever the pillar lists: a kernel, the initramfs the
 # boot script lives in, and busybox for its wget and sha256sum.
-BOOT_PACKAGES = ("linux-image-amd64", "initramfs-tools", "busybox")
+# systemd-sysv: minbase has no init at all.
+BOOT_PACKAGES = ("linux-image-amd64", "initramfs-tools", "busybox", "systemd-sysv")
 MARK = "@@hpcnet "  # the phase driver's own lines in its output, between the scripts' lines
 
 
@@ -125,16 +126,28 @@ def read_scripts(root: Path) -> dict[str, dict[str, bytes]]:
     return out
 
 
-def inputs(image: Image, mirror: str, boot_packages: Sequence[str], builtin: Path,
-           site: Path) -> tuple[dict[str, object], dict[str, list[str]], dict[str, dict[str, dict[str, bytes]]]]:
-    """What ``hpc_image.plan`` hashes for ``image``: the base (suite, mirror, variant, and every
-    package: mmdebstrap installs them all in one pass, measured faster than a second apt run in
-    the packages phase, which runs the modules' scripts), the packages per module, and the
-    scripts: built-in and the site's (seed 002: a site script replaces the built-in of its name)."""
+def tree_digest(root: Path) -> list[list[str]]:
+    """Each file under ``root``: its path, mode and sha256 (what a copy of the tree depends on)."""
+    if not root.is_dir():
+        return []
+    return [[str(p.relative_to(root)), oct(p.stat().st_mode & 0o7777), hashlib.sha256(p.read_bytes()).hexdigest()]
+            for p in sorted(root.rglob("*")) if p.is_file()]
+
+
+def inputs(image: Image, mirror: str, boot_packages: Sequence[str], builtin: Path, site: Path,
+           base_files: Path | None = None,
+           ) -> tuple[dict[str, object], dict[str, list[str]], dict[str, dict[str, dict[str, bytes]]]]:
+    """What ``hpc_image.plan`` hashes for ``image``: the base (suite, mirror, variant, every
+    package: mmdebstrap installs them all in one pass, faster than a second apt run in the
+    packages phase, which runs the modules' scripts; and ``base_files``, copied in before the
+    packages: the initramfs's boot script must be there when the kernel's initrd is made), the
+    packages per module, and the scripts: built-in and the site's (seed 002: a site script
+    replaces the built-in of its name)."""
     packages = {"boot": sorted(boot_packages), "image": sorted(image.packages),
                 **{m: sorted(p) for m, p in image.modules.items()}}
     everything = sorted({p for names in packages.values() for p in names})
-    base = {"suite": image.suite, "mirror": mirror, "variant": "minbase", "include": everything}
+    base = {"suite": image.suite, "mirror": mirror, "variant": "minbase", "include": everything,
+            "files": tree_digest(base_files) if base_files else []}
     return base, packages, {"builtin": read_scripts(builtin), "site": read_scripts(site)}
 
 
@@ -329,12 +342,15 @@ class NativeRunner:
 
     workdir: Path
     squashfs_args: Sequence[str] = ("-comp", "zstd", "-Xcompression-level", "6")
+    base_files: Path | None = None  # a tree copied into the image before its packages (inputs())
 
     def bootstrap(self, dest: Path, base: Mapping[str, object], log: Callable[[str], None]) -> None:
         argv = ["mmdebstrap", "--mode=root", f"--variant={base.get('variant', 'minbase')}"]
         include = list(base.get("include", ()))  # type: ignore[call-overload]
         if include:
             argv.append("--include=" + ",".join(include))
+        if self.base_files and self.base_files.is_dir():
+            argv.append(f"--essential-hook=sync-in {self.base_files} /")
         argv += [str(base["suite"]), str(dest)]
         if base.get("mirror"):
             argv.append(str(base["mirror"]))

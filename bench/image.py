@@ -56,7 +56,8 @@ class Bench:
         self.work, self.image, self.mirror = work, image, mirror
 
     def inputs(self, site: Path):
-        return build.inputs(self.image, self.mirror, build.BOOT_PACKAGES, ROOT / "salt/diskless/phases", site)
+        return build.inputs(self.image, self.mirror, build.BOOT_PACKAGES, ROOT / "salt/diskless/phases", site,
+                            ROOT / "salt/diskless/base")
 
     def reference(self, dest: Path) -> float:
         base, _, _ = self.inputs(self.work / "no-site")
@@ -76,7 +77,8 @@ class Bench:
         merged = {p: {**bodies["builtin"].get(p, {}), **bodies["site"].get(p, {})} for p in hpc_image.PHASES}
         started = time.monotonic()
         steps = build.changes(plan, store, self.image.keep, [])
-        build.Build(plan, store, build.NativeRunner(store.root / "work"), base, merged).apply(steps)
+        runner = build.NativeRunner(store.root / "work", base_files=ROOT / "salt/diskless/base")
+        build.Build(plan, store, runner, base, merged).apply(steps)
         return time.monotonic() - started, plan
 
 

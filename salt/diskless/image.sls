@@ -7,15 +7,19 @@ diskless-image-pkg-installed:
   pkg.installed:
     - pkgs: {{ diskless.build_packages | json }}
 
-{#- The built-in phase scripts; a site's own (diskless.site_scripts) replace them by name. #}
-diskless-image-file-phases:
+{#- The built-in phase scripts (a site's own, under diskless.site_scripts, replace them by name)
+    and the files the base gets before its packages (the initramfs's boot script). #}
+{%- for part in ('phases', 'base') %}
+
+diskless-image-file-{{ part }}:
   file.recurse:
-    - name: {{ diskless.phases }}
-    - source: salt://diskless/phases
+    - name: {{ diskless.builtin }}/{{ part }}
+    - source: salt://diskless/{{ part }}
     - clean: True
-    - file_mode: '0755'
+    - file_mode: keep
     - dir_mode: '0755'
     - makedirs: True
+{%- endfor %}
 
 {%- for image in salt['pillar.get']('diskless:images', []) %}
 
@@ -25,5 +29,6 @@ diskless-image-diskless-image_built-{{ image.name }}:
     - require:
       - pkg: diskless-image-pkg-installed
       - file: diskless-image-file-phases
+      - file: diskless-image-file-base
 {%- endfor %}
 {%- endif %}

@@ -172,3 +172,24 @@ def test_rebuilding_an_older_version_makes_it_the_newest_without_repacking(env):
     plan, steps, _ = env.build()
     assert [(s.op, s.kind) for s in steps] == [("update", "version")]
     assert env.store.versions("compute")[-1] == first.version and packed.stat().st_mtime_ns == mtime
+
+
+def test_a_change_to_the_files_the_base_gets_rebuilds_from_the_base(tmp_path):
+    """The initramfs's boot script is copied in before the kernel's package makes the initrd: a
+    change to it must rebuild the base (a cached base would keep the old initrd)."""
+    image = hpc_image_build_image()
+    files = tmp_path / "base" / "etc/initramfs-tools/scripts"
+    files.mkdir(parents=True)
+    (files / "hpcnet").write_text("mountroot() { :; }\n")
+    first, _, _ = build.inputs(image, "http://deb.debian.org/debian", build.BOOT_PACKAGES, tmp_path / "none",
+                               tmp_path / "none", tmp_path / "base")
+    (files / "hpcnet").write_text("mountroot() { panic; }\n")
+    second, _, _ = build.inputs(image, "http://deb.debian.org/debian", build.BOOT_PACKAGES, tmp_path / "none",
+                                tmp_path / "none", tmp_path / "base")
+    assert first["files"] != second["files"] and first["include"] == second["include"]
+    assert "linux-image-amd64" in first["include"] and "openssh-server" in first["include"]
+
+
+def hpc_image_build_image():
+    from hpc_schema import Image
+    return Image(name="compute", packages=["openssh-server"], modules={"nfs": ["nfs-common"]})
