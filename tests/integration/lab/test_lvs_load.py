@@ -86,7 +86,11 @@ def test_a_busy_frontend_loses_weight_on_both_directors_and_gets_it_back(pool):
             # switched on again: the factor the directors kept aside is back.
             try:
                 _apply_ipvs(lab, load_enabled=False)
-                assert _everyone_full(_weights(lab)), "lvs.load.enabled false, yet a load factor applies"
+                # labfe2's own weight: another frontend's health verdict may hold one at 0 (CI once
+                # saw labfe3 at 0 on lablvs2 alone here), which is not the load factor's doing.
+                weights = _weights(lab)
+                assert all(t[ADDRESS] == FULL for t in weights.values()), \
+                    f"lvs.load.enabled false, yet a load factor applies: {weights}"
             finally:
                 _apply_ipvs(lab, load_enabled=True)
             assert all(t[ADDRESS] < FULL for t in _weights(lab).values()), _weights(lab)
