@@ -183,6 +183,29 @@ def is_director():
     return bool(_ctx().member["director"])
 
 
+def sysctls():
+    """
+    The sysctls of this director (empty off the directors): ``net.ipv4.ip_forward = 1`` when
+    it directs a NAT service (the real servers' replies pass through it), and
+    ``net.ipv4.vs.sloppy_tcp = 1`` when connections are synced: after a failover the new master
+    takes up a connection from any of its packets, not only a SYN, so a session whose sync
+    message was still in the old master's buffer (the kernel sends them up to 2 s late) goes on
+    to the frontend its client's persistence template names.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt 'lablvs*' ipvs.sysctls
+    """
+    ctx = _ctx()
+    if not ctx.member["director"]:
+        return {}
+    lvs = ctx.sections["lvs"]
+    out = {"net.ipv4.ip_forward": 1} if ctx.member["director_forwards"] else {}
+    return out | ({"net.ipv4.vs.sloppy_tcp": 1} if lvs.sync is not None else {})
+
+
 def kernel_modules():
     """
     The kernel modules this director's table needs: ``ip_vs`` and the schedulers its services

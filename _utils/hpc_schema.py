@@ -192,6 +192,9 @@ class LvsSync(Model):
 
     network: Name  # multicast on the directors' interface on this network
     sync_id: Annotated[Int, Field(ge=0, le=255)] = 0  # tells this pair's sync from another's on one network
+    # The master daemon's message size: 44 holds one IPv4 entry (8-byte header + 36), so a new
+    # connection is sent at once instead of after the kernel's 2 s flush; null: the kernel's (MTU).
+    maxlen: Annotated[Int, Field(ge=1, le=65507)] | None = 44
 
 
 class Lvs(Model):

@@ -9,7 +9,8 @@ keepalived:
       virtual_ips: [10.12.0.10/24, 10.12.0.9/24]  # the DR and the NAT service's VIPs
       other_virtual_ips:
         admin: [10.11.0.10/24]  # the NAT service's nat_gateway: the frontends' replies follow the VIP
-      advert_int: 1
+      advert_int: 0.1        # VRRPv3: the VIP moves in 3 x 0.1 s + skew (bench-vip-failover); v3 has no auth
+      vrrp_version: 3
     - name: nat_gw
       vrid: 52
       network: ib

@@ -11,7 +11,5 @@ base:
     - diskless
     - node
   # Secrets reach only the hosts that need them.
-  'lablvs*':
-    - secrets.lvs
   'labfe*':
     - secrets.frontend

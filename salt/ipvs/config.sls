@@ -1,4 +1,4 @@
-{%- from tpldir ~ "/map.jinja" import ipvs, director, forwards with context %}
+{%- from tpldir ~ "/map.jinja" import ipvs, director with context %}
 {%- if director %}
 include:
   - ipvs.package
@@ -15,29 +15,38 @@ ipvs-config-file-modules_conf:
         {%- endfor %}
     - mode: '0644'
 
-{%- if forwards %}
-{#- NAT: the real servers' replies pass through the director, which rewrites them to the VIP. #}
-ipvs-config-file-sysctl_conf:
-  file.managed:
-    - name: {{ ipvs.sysctl_file }}
-    - contents: |
-        # Managed by Salt (hpcnet ipvs): a NAT director forwards its real servers' replies.
-        net.ipv4.ip_forward = 1
-    - mode: '0644'
-
-ipvs-config-sysctl-present-ip_forward:
-  sysctl.present:
-    - name: net.ipv4.ip_forward
-    - value: 1
-    - config: {{ ipvs.sysctl_file }}
-    - require:
-      - file: ipvs-config-file-sysctl_conf
-{%- endif %}
-
 {#- The pillar's services only: edited in place, never flushed; other services stay. #}
 ipvs-config-ipvs-table_applied:
   ipvs.table_applied:
     - name: {{ ipvs.table }}
     - require:
       - file: ipvs-config-file-modules_conf
+
+{#- ipvs.sysctls: forwarding for NAT, sloppy_tcp for a failover with synced connections. After the
+    table: net.ipv4.vs.* exists once ip_vs is loaded (table_applied loads it). Our own sysctl file
+    keeps them across a reboot (modules-load.d loads ip_vs before systemd-sysctl runs). #}
+{%- set sysctls = salt['ipvs.sysctls']() %}
+{%- if sysctls %}
+ipvs-config-file-sysctl_conf:
+  file.managed:
+    - name: {{ ipvs.sysctl_file }}
+    - contents: |
+        # Managed by Salt (hpcnet ipvs): forwarding for NAT services, sloppy TCP for synced failovers.
+        {%- for key, value in sysctls.items() %}
+        {{ key }} = {{ value }}
+        {%- endfor %}
+    - mode: '0644'
+    - require:
+      - ipvs: ipvs-config-ipvs-table_applied
+
+{%- for key, value in sysctls.items() %}
+ipvs-config-sysctl-present-{{ key }}:
+  sysctl.present:
+    - name: {{ key }}
+    - value: {{ value }}
+    - config: {{ ipvs.sysctl_file }}
+    - require:
+      - file: ipvs-config-file-sysctl_conf
+{%- endfor %}
+{%- endif %}
 {%- endif %}

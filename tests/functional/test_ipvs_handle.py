@@ -164,13 +164,34 @@ def test_sync_daemons_start_move_and_stop(handle):
     """Master and backup on one interface; another interface is a stop and a start; gone after."""
     both = Table(daemons=(SyncDaemon("master", "ipvs-s0", 51), SyncDaemon("backup", "ipvs-s0", 51)))
     _converge(handle, both)
-    assert handle.read().daemons == both.daemons
+    assert _running(handle, both)
     moved = Table(daemons=(SyncDaemon("master", "ipvs-s1", 51), SyncDaemon("backup", "ipvs-s1", 51)))
     steps = _converge(handle, moved)
     assert [s.op for s in steps] == ["delete", "delete", "add", "add"]
-    assert handle.read().daemons == moved.daemons
+    assert _running(handle, moved)
     _converge(handle, Table())
     assert handle.read().daemons == ()
+
+
+def _running(handle, table: Table) -> bool:
+    have = {d.key(): d for d in handle.read().daemons}
+    return set(have) == {d.key() for d in table.daemons} and all(have[d.key()].satisfies(d) for d in table.daemons)
+
+
+def test_a_master_sync_daemons_message_size_is_kept_and_a_new_one_restarts_it(handle):
+    """lvs.sync.maxlen 44: one entry per message. Without one, the kernel picks a size from the
+    MTU and reports it: that is no difference to plan."""
+    small = Table(daemons=(SyncDaemon("master", "ipvs-s0", 51, 44), SyncDaemon("backup", "ipvs-s0", 51)))
+    _converge(handle, small)
+    have = {d.key(): d for d in handle.read().daemons}
+    assert have["master sync daemon"].maxlen == 44
+    print("kernel-chosen backup maxlen:", have["backup sync daemon"].maxlen)
+    assert have["backup sync daemon"].maxlen == FakeIpvs.DEFAULT_SYNC_MAXLEN["backup"]
+    assert plan(small, handle.read()) == []
+    bigger = Table(daemons=(SyncDaemon("master", "ipvs-s0", 51, 80), SyncDaemon("backup", "ipvs-s0", 51)))
+    steps = _converge(handle, bigger)
+    assert [(s.op, s.key) for s in steps] == [("delete", "master sync daemon"), ("add", "master sync daemon")]
+    assert {d.key(): d for d in handle.read().daemons}["master sync daemon"].maxlen == 80
 
 
 def test_sync_daemon_refusals(handle):

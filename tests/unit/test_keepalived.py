@@ -13,6 +13,13 @@ def render(pillar, host, auth=None):
     return hpc_keepalived.render(hpc_pillar.inventory(pillar)[host], sections["keepalived"], auth)
 
 
+def directors_on_vrrpv2(pillar, secret=None):
+    """The directors' instance as a site that keeps VRRPv2 (1 s adverts) and its auth_pass."""
+    data = mutate(pillar, "keepalived.instances.0.vrrp_version", 2)
+    data = mutate(data, "keepalived.instances.0.advert_int", 1)
+    return mutate(data, "secrets", {"keepalived": {"lvs_vip": secret}}) if secret else data
+
+
 def test_nat_router_gets_its_instance_with_vrrpv3(pillar):
     text = render(pillar, "labnat2")
     assert "vrrp_instance nat_gw {" in text and "vrrp_instance lvs_vip" not in text
@@ -23,13 +30,15 @@ def test_nat_router_gets_its_instance_with_vrrpv3(pillar):
 
 def test_sub_second_vrrp_runs_at_high_priority_and_one_second_does_not(pillar):
     assert "    vrrp_priority -20\n" in render(pillar, "labnat1")
-    assert "vrrp_priority" not in render(pillar, "lablvs1")  # advert_int 1
+    assert "    vrrp_priority -20\n" in render(pillar, "lablvs1")
+    assert "vrrp_priority" not in render(directors_on_vrrpv2(pillar), "lablvs1")  # advert_int 1
     data = mutate(pillar, "keepalived.fast_nice", 0)
     assert "vrrp_priority" not in render(data, "labnat1")
 
 
 def test_v2_instance_carries_its_auth_pass(pillar):
-    text = render(pillar, "lablvs1", {"lvs_vip": "s3cret"})
+    assert "auth_pass" not in render(pillar, "lablvs1", {"lvs_vip": "s3cret"})  # VRRPv3: none
+    text = render(directors_on_vrrpv2(pillar), "lablvs1", {"lvs_vip": "s3cret"})
     assert "priority 150" in text and "auth_pass s3cret" in text and "interface eth1" in text
 
 
@@ -38,7 +47,7 @@ def test_host_outside_every_instance_gets_no_config(pillar):
 
 
 def test_secret_values_are_never_printed(pillar):
-    data = dict(pillar, secrets={"keepalived": {"lvs_vip": "much-too-long-secret"}})
+    data = directors_on_vrrpv2(pillar, "much-too-long-secret")
     lines = [str(e) for e in hpc_pillar.validate(data)]
     assert lines == ["secrets.keepalived.lvs_vip: String should have at most 8 characters"]
     assert "much-too-long" not in "".join(lines)

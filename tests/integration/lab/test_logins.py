@@ -166,7 +166,9 @@ def test_an_open_session_survives_a_failover_and_the_failback(pool, vip):
     ticks = 150  # 30 s of output
     out = logins.open_session(lab, f"failover-{vip}", ticks, vip=vip)
     try:
-        assert paths.wait_until(lambda: len(logins.session_result(lab, out)) >= 5, 20)
+        # Cut at its first line: the connection is younger than the 2 s the kernel may keep its
+        # sync message back, so the backup may not know it (net.ipv4.vs.sloppy_tcp takes it up).
+        assert paths.wait_until(lambda: len(logins.session_result(lab, out)) >= 1, 20, step=0.05)
         _link(lab, "lablvs1", up=False)
         assert paths.wait_until(lambda: logins.vip_holders(lab) == ["lablvs2"], 15), logins.vip_holders(lab)
         assert logins.login(lab, vip=vip) in FRONTENDS  # new logins through the backup

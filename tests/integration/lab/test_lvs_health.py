@@ -40,6 +40,21 @@ def _connections(lab: cluster.Lab) -> str:
     return lab.exec(DIRECTORS[0], ["ipvsadm", "-L", "-n", "-t", VIP], timeout=60)[1]
 
 
+def _active(text: str) -> dict[str, int]:
+    """{real server address: ActiveConn} from ``ipvsadm -L -n -t VIP``."""
+    rows = [line.split() for line in text.splitlines() if line.strip().startswith("->")]
+    return {w[1].split(":")[0]: int(w[4]) for w in rows if len(w) >= 6 and w[4].isdigit()}
+
+
+def _wait_idle(lab: cluster.Lab, timeout: float = 90) -> None:
+    """Until no session of an earlier test is open through the VIP: wlc counts an active
+    connection as 256 inactive ones, so one left on labfe2 sends a dozen new logins elsewhere."""
+    deadline = time.monotonic() + timeout
+    while any(_active(text := _connections(lab)).values()):
+        assert time.monotonic() < deadline, f"sessions still open through the VIP after {timeout:.0f} s: {text}"
+        time.sleep(2)
+
+
 def _probes_stopped(lab: cluster.Lab, director: str) -> int:
     """How many times ``director``'s health supervisor logged that its probes stopped."""
     log = labsalt.config_dir(lab.run, director) / "log" / "minion"
@@ -80,6 +95,7 @@ def test_a_dead_sshd_is_taken_out_by_both_directors_and_comes_back(pool):
     """Both directors see it and say so: their tables agree, the master publishes no job."""
     lab = pool
     assert [_weight(lab, d) for d in DIRECTORS] == [FULL, FULL]
+    _wait_idle(lab)
     with logins.sources(lab, "10.12.0.40", 12) as sources:
         # A client persisted to labfe2 before it dies (600 s persistence in the pillar).
         on_fe2 = next((s for s in sources if logins.login(lab, s) == FRONTEND), None)
