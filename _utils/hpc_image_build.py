@@ -329,7 +329,9 @@ mount -t overlay hpcnet-image -o "ro,lowerdir=$LOWER" "$R"
 for f in vmlinuz initrd.img; do
   if [ -e "$R/$f" ]; then cp -L "$R/$f" "$OUT/$f"; fi
 done
-mksquashfs "$R" "$OUT/root.squashfs" -noappend -quiet -no-progress "$@"
+# The kernel and initrd are served beside the image, not from it.
+mksquashfs "$R" "$OUT/root.squashfs" -noappend -quiet -no-progress "$@" \
+  -wildcards -e 'boot/vmlinuz*' 'boot/initrd.img*' 'boot/System.map*'
 """
 
 

@@ -45,7 +45,7 @@ MISTAKES = [
     ("keepalived.sls", "priorities: {lablvs1: 150", "priorities: {lablvs1: 300",
      "keepalived.instances[0].priorities.lablvs1: must be 1..254 (got 300)"),
     ("keepalived.sls", "vrrp_version: 3", "vrrp_version: 2",
-     "keepalived.instances[1].advert_int: below 1 s requires vrrp_version 3 (got 0.05)"),
+     "keepalived.instances[0].advert_int: below 1 s requires vrrp_version 3 (got 0.1)"),
     ("policy_routing.sls", "{id: 201, name: alinat}", "{id: 0, name: alinat}",
      "policy_routing.tables[0].id: must be 1..252 (got 0)"),
     ("policy_routing.sls", "via: 10.13.0.30", "via: 192.0.2.30",
