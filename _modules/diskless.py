@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import netaddr
 from salt.exceptions import CommandExecutionError
 
-from hpc_synced import hpc_bootmenu, hpc_context, hpc_diskless, hpc_image, hpc_image_build
+from hpc_synced import hpc_bootmenu, hpc_context, hpc_diskless, hpc_image, hpc_image_build, hpc_types, hpc_wol
 
 log = logging.getLogger(__name__)
 
@@ -144,3 +145,29 @@ def versions(image):
     """
     spec = _boot_server_ctx().sections["diskless"]
     return hpc_image_build.Store(Path(spec.store)).versions(image)
+
+
+# ---------------------------------------------------------------- wake-on-LAN (issue 12)
+
+
+def wake(nodes):
+    """
+    Send a wake-on-LAN magic packet to each node of ``nodes`` (a nodeset) from this boot server,
+    out of its interface on the admin network, to that network's broadcast address. Nothing is
+    sent when one of them is not declared or has no MAC on the admin network.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt labboot1 diskless.wake 'labcn[1-2]'
+    """
+    ctx = _boot_server_ctx()
+    try:
+        found = hpc_wol.targets(hpc_types.expand(nodes), ctx.inventory, BOOT_NETWORK)
+    except ValueError as err:
+        raise CommandExecutionError(f"diskless.wake {nodes}: {err}") from None
+    net = ctx.sections["networks"][BOOT_NETWORK]
+    broadcast = str(netaddr.IPNetwork(net.cidr).broadcast)
+    sent = hpc_wol.send(found, ctx.host.interfaces[BOOT_NETWORK].name, broadcast)
+    return {"sent": sent, "broadcast": broadcast, "nodes": {t.host: t.mac for t in found}}
