@@ -171,3 +171,89 @@ def wake(nodes):
     broadcast = str(netaddr.IPNetwork(net.cidr).broadcast)
     sent = hpc_wol.send(found, ctx.host.interfaces[BOOT_NETWORK].name, broadcast)
     return {"sent": sent, "broadcast": broadcast, "nodes": {t.host: t.mac for t in found}}
+
+
+# ---------------------------------------------------------------- boot menus (issue 12)
+
+
+def _menus_dir(spec):
+    return Path(spec.store) / hpc_bootmenu.MENUS_PATH
+
+
+def _menus_wanted():
+    """(file name -> contents, problems) for every diskless node whose image has a build."""
+    ctx = _boot_server_ctx()
+    spec = ctx.sections["diskless"]
+    store = hpc_image_build.Store(Path(spec.store))
+    versions = {i.name: store.versions(i.name) for i in spec.images}
+    unbuilt = []
+    try:
+        boots = hpc_bootmenu.resolve(ctx.inventory, spec, BOOT_NETWORK, versions, unbuilt=unbuilt)
+    except ValueError as err:
+        raise CommandExecutionError(str(err)) from None
+    problems = [f"no image built yet for {', '.join(unbuilt)}: no boot menu (build one: "
+                f"salt {ctx.minion} state.apply diskless.image)"] if unbuilt else []
+    base = hpc_diskless.http_base(ctx.host, BOOT_NETWORK)
+    return hpc_bootmenu.menu_files(boots, base, spec.menu_timeout), problems
+
+
+def menus_changes():
+    """
+    What writing the boot menus would change under ``<diskless.store>/menus``: a menu added,
+    rewritten or deleted (a node no longer diskless), as the shared plan shape; ``problems``
+    names the nodes that get no menu because their image has no build yet.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt labboot1 diskless.menus_changes
+    """
+    want, problems = _menus_wanted()
+    folder = _menus_dir(_boot_server_ctx().sections["diskless"])
+    have = {p.name: p.read_text() for p in folder.glob("*.ipxe")} if folder.is_dir() else {}
+    changes = [{"op": "add" if name not in have else "update", "kind": "menu", "key": name}
+               for name, text in want.items() if have.get(name) != text]
+    changes += [{"op": "delete", "kind": "menu", "key": name} for name in sorted(set(have) - set(want))]
+    return {"changes": changes, "problems": problems}
+
+
+def apply_menus():
+    """
+    Write every diskless node's iPXE menu under ``<diskless.store>/menus`` (each file replaced
+    whole, atomically) and delete the menus of nodes that are no longer diskless. Returns the
+    files that could not be written.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt labboot1 diskless.apply_menus
+    """
+    want, _ = _menus_wanted()
+    folder = _menus_dir(_boot_server_ctx().sections["diskless"])
+    folder.mkdir(parents=True, exist_ok=True)
+    failed = []
+    for name, text in want.items():
+        try:
+            hpc_image_build.write_atomic(folder / name, text)
+        except OSError as err:
+            failed.append(f"{name}: {err}")
+    for stale in folder.glob("*.ipxe"):
+        if stale.name not in want:
+            stale.unlink()
+    return failed
+
+
+def boot_script():
+    """
+    The iPXE script DHCP hands to iPXE (``<diskless.store>/boot.ipxe``): it chains to the node's
+    own menu.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt labboot1 diskless.boot_script
+    """
+    return hpc_bootmenu.boot_script()

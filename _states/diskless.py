@@ -29,3 +29,20 @@ def image_built(name):
     return hpc_change.converge(name, f"image {name}", lambda: __salt__["diskless.image_changes"](name),
                                lambda _: __salt__["diskless.build"](name) and None,
                                test=__opts__["test"], errors=(CommandExecutionError,))
+
+
+def menus_applied(name):
+    """
+    Every diskless node has its iPXE boot menu under ``<diskless.store>/menus`` as the pillar
+    says (defaults, overrides, pinned versions), and no other node has one. A node whose image
+    has no build yet gets none and the state says so (result False: it cannot boot).
+
+    .. code-block:: yaml
+
+        diskless-boot-diskless-menus_applied:
+          diskless.menus_applied:
+            - name: menus
+    """
+    return hpc_change.converge(name, "boot menus", lambda: __salt__["diskless.menus_changes"](),
+                               lambda _: __salt__["diskless.apply_menus"](),
+                               test=__opts__["test"], errors=(CommandExecutionError,))

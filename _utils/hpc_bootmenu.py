@@ -46,9 +46,10 @@ def _override_of(name: str, overrides_hosts: Sequence[frozenset[str]]) -> int | 
 
 
 def resolve(inventory: Mapping[str, Host], spec: Diskless, network: str,
-            versions: Mapping[str, Sequence[str]]) -> dict[str, NodeBoot]:
+            versions: Mapping[str, Sequence[str]], unbuilt: list[str] | None = None) -> dict[str, NodeBoot]:
     """Every diskless node's resolved menu. ValueError naming the pillar key when an image has no
-    version to boot or a pinned version was never built (or was pruned)."""
+    version to boot or a pinned version was never built (or was pruned). With ``unbuilt`` (a
+    list), a node whose unpinned image has no build yet is left out and named there instead."""
     overrides_hosts = [frozenset(expand(o.nodes)) for o in spec.overrides]  # once, not per node
     images = {i.name: i for i in spec.images}
     out = {}
@@ -66,6 +67,9 @@ def resolve(inventory: Mapping[str, Host], spec: Diskless, network: str,
         version, key = _pinned(images[image], over, index)
         built = list(versions.get(image, ()))
         if version is None:
+            if not built and unbuilt is not None:
+                unbuilt.append(name)
+                continue
             if not built:
                 raise ValueError(f"diskless.images[{image}]: no version built yet (needed by {name})")
             version = built[-1]
@@ -132,3 +136,26 @@ def in_use(spec: Diskless, image: str, built: Sequence[str]) -> set[str]:
     pinned |= {o.version for o in spec.overrides if o.version and o.version.rsplit("-", 1)[0] == image}
     previous = {built[built.index(v) - 1] for v in pinned if v in built and built.index(v) > 0}
     return pinned | previous
+
+
+MENUS_PATH = "menus"  # under the boot server's HTTP root: menus/<node>.ipxe
+BOOT_SCRIPT = "boot.ipxe"
+
+
+def menu_files(boots: Mapping[str, NodeBoot], base: str, timeout: int) -> dict[str, str]:
+    """Each node's menu file (``<node>.ipxe``) and its contents."""
+    return {f"{name}.ipxe": ipxe_script(boot, base, timeout) for name, boot in sorted(boots.items())}
+
+
+def boot_script() -> str:
+    """What DHCP hands iPXE: chain to the node's own menu, by the name its static lease gave it."""
+    return "\n".join([
+        "#!ipxe",
+        "# Managed by Salt (hpcnet diskless): each node's menu, by the name its DHCP lease gave it.",
+        f"chain --autofree {MENUS_PATH}/${{hostname}}.ipxe || goto nomenu",
+        ":nomenu",
+        "echo hpcnet: no boot menu for ${hostname} (${mac}): not a diskless node, or no image built yet",
+        "sleep 10",
+        "exit",
+        ""])
+

@@ -8,10 +8,18 @@ from __future__ import annotations
 
 import netaddr
 
+from hpc_bootmenu import BOOT_SCRIPT
 from hpc_inventory import Host
 from hpc_schema import Diskless, Network
 
 TFTP_ROOT = "/srv/tftp"
+HTTP_PATH = "hpcnet"  # http://<boot server>/hpcnet/ serves diskless.store
+# From Debian's ipxe package, for firmware whose PXE is not iPXE: BIOS (undionly) and UEFI x86-64.
+IPXE_FILES = {"undionly.kpxe": "/usr/lib/ipxe/undionly.kpxe", "ipxe.efi": "/usr/lib/ipxe/ipxe.efi"}
+
+
+def http_base(server: Host, network: str) -> str:
+    return f"http://{server.interfaces[network].ip}/{HTTP_PATH}"
 
 
 def dnsmasq_conf(server: Host, network: str, net: Network, inventory: dict[str, Host], spec: Diskless) -> str:
@@ -30,6 +38,16 @@ def dnsmasq_conf(server: Host, network: str, net: Network, inventory: dict[str, 
     ]
     if net.gateway:
         lines.append(f"dhcp-option=option:router,{net.gateway}")
+    # PXE firmware gets iPXE by TFTP (UEFI x86-64: ipxe.efi, else undionly.kpxe); iPXE itself
+    # (DHCP option 175) gets the boot script over HTTP, which chains to the node's menu.
+    lines += [
+        "dhcp-match=set:ipxe,175",
+        "dhcp-match=set:efi64,option:client-arch,7",
+        "dhcp-match=set:efi64,option:client-arch,9",
+        "dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi",
+        "dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe",
+        f"dhcp-boot=tag:ipxe,{http_base(server, network)}/{BOOT_SCRIPT}",
+    ]
     for host in inventory.values():
         iface = host.interfaces.get(network)
         if iface and iface.mac and host.name != server.name:

@@ -92,7 +92,7 @@ class Store:
         return [v for v in listed if self.version(image, v).is_dir()]
 
     def record(self, image: str, versions: Sequence[str]) -> None:
-        _write_atomic(self.image(image) / "versions.json", json.dumps(list(versions), indent=1) + "\n")
+        write_atomic(self.image(image) / "versions.json", json.dumps(list(versions), indent=1) + "\n")
 
     def clear_tmp(self, image: str) -> None:
         """What an interrupted build left: never a layer nor a version (those are renamed whole)."""
@@ -103,7 +103,7 @@ class Store:
                         shutil.rmtree(p)
 
 
-def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(TMP + path.name)
     tmp.write_text(text)

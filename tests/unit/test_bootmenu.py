@@ -90,3 +90,23 @@ def test_pruning_keeps_every_pinned_version_and_the_one_before_it():
     pillar = mutate(pillar, "diskless.images.0.version", NEW)
     assert hpc_bootmenu.in_use(hpc_pillar.load(pillar)["diskless"], "compute", built) == {NEW, mid, OLD}
     assert hpc_bootmenu.in_use(hpc_pillar.load(pillar)["diskless"], "gpu", built) == set()
+
+
+def test_nodes_whose_image_has_no_build_are_named_instead_of_failing_when_asked():
+    unbuilt: list[str] = []
+    pillar = example_pillar()
+    boots = hpc_bootmenu.resolve(hpc_pillar.inventory(pillar), hpc_pillar.load(pillar)["diskless"], "admin", {},
+                                 unbuilt=unbuilt)
+    assert boots == {} and unbuilt == ["labcn1", "labcn2"]
+    # A pinned version the boot server lacks is a pillar mistake: still an error.
+    pinned = mutate(example_pillar(), "diskless.images.0.version", "compute-ffffffffffff")
+    with pytest.raises(ValueError, match=r"^diskless\.images\[compute\]\.version: "):
+        hpc_bootmenu.resolve(hpc_pillar.inventory(pinned), hpc_pillar.load(pinned)["diskless"], "admin", {},
+                             unbuilt=[])
+
+
+def test_each_node_gets_its_own_menu_file_and_the_boot_script_chains_to_it_by_name():
+    files = hpc_bootmenu.menu_files(_resolve(), BASE, 5)
+    assert sorted(files) == ["labcn1.ipxe", "labcn2.ipxe"]
+    assert "hpcnet.overlay=2G" in files["labcn2.ipxe"] and "hpcnet.overlay=1G" in files["labcn1.ipxe"]
+    assert "chain --autofree menus/${hostname}.ipxe" in hpc_bootmenu.boot_script()

@@ -1,0 +1,96 @@
+"""The boot server's HTTP side, for real: labboot1 applies ``diskless.boot`` (lighttpd, the iPXE
+boot script, each diskless node's menu, iPXE for TFTP) and a compute node fetches them over HTTP
+the way its iPXE would. Images cannot be built in the lab (no Debian mirror inside it), so the
+store is given two versions by hand: what the menus offer is the boot server's word."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from labtests import changed, failed
+
+pytestmark = pytest.mark.lab
+
+SERVER, NODE = "labboot1", "labcn1"
+URL = "http://10.11.0.5/hpcnet"
+STORE = "/srv/hpcnet"
+OLD, NEW = "compute-0123456789ab", "compute-abcdef012345"
+IMAGE = {"name": "compute", "suite": "bookworm", "packages": ["openssh-server", "nfs-common"]}
+
+
+def _apply(lab, *extra: str) -> dict:
+    data = lab.salt_json([SERVER, "state.apply", "diskless.boot", *extra, "-t", "300"], timeout=400)
+    assert isinstance(data.get(SERVER), dict), data
+    return data
+
+
+def _states(data: dict) -> dict[str, dict]:
+    return {s["__id__"]: s for s in data[SERVER].values()}
+
+
+def _fetch(lab, path: str) -> str:
+    rc, out, err = lab.exec(NODE, ["busybox", "wget", "-q", "-O", "-", f"{URL}/{path}"])
+    assert rc == 0, f"GET {URL}/{path} from {NODE}: {err}"
+    return out
+
+
+def _seed(lab, versions: list[str]) -> None:
+    """Versions in the store as a build leaves them (files, manifest, versions.json)."""
+    script = ["set -e"]
+    for v in versions:
+        d = f"{STORE}/images/compute/{v}"
+        script += [f"mkdir -p {d}", f"for f in vmlinuz initrd.img root.squashfs; do echo {v} > {d}/$f; done",
+                   f"(cd {d} && sha256sum vmlinuz initrd.img root.squashfs > manifest)"]
+    script.append(f"echo '{json.dumps(versions)}' > {STORE}/images/compute/versions.json")
+    rc, _, err = lab.exec(SERVER, ["sh", "-c", "\n".join(script)])
+    assert rc == 0, err
+
+
+@pytest.fixture
+def boot_server(lab):
+    assert lab.salt_json([SERVER, "saltutil.sync_all", "-t", "120"], timeout=200)[SERVER]
+    try:
+        yield lab
+    finally:
+        lab.exec(SERVER, ["rm", "-rf", f"{STORE}/images", f"{STORE}/menus"])
+
+
+def test_menus_are_served_for_the_versions_the_boot_server_holds_and_follow_a_pin(boot_server):
+    lab = boot_server
+    lab.exec(SERVER, ["rm", "-rf", f"{STORE}/images", f"{STORE}/menus"])
+    # Nothing built: every other state holds, the menus state says which nodes cannot boot.
+    states = _states(_apply(lab))
+    assert {k for k, s in states.items() if s["result"] is False} == {"diskless-boot-diskless-menus_applied"}
+    assert "no image built yet for labcn1, labcn2" in states["diskless-boot-diskless-menus_applied"]["comment"]
+    assert "chain --autofree menus/${hostname}.ipxe" in _fetch(lab, "boot.ipxe")
+
+    _seed(lab, [OLD, NEW])
+    data = _apply(lab)
+    assert failed(data) == {}
+    assert sorted(_states(data)["diskless-boot-diskless-menus_applied"]["changes"]["applied"]) == [
+        "add menu labcn1.ipxe", "add menu labcn2.ipxe"]
+    menu = _fetch(lab, "menus/labcn2.ipxe")
+    assert f"kernel {URL}/images/compute/{NEW}/vmlinuz" in menu and "hpcnet.overlay=2G" in menu
+    assert f"item previous compute {OLD} (previous)" in menu
+    manifest = _fetch(lab, f"images/compute/{NEW}/manifest")
+    assert manifest.endswith("  root.squashfs\n") and manifest.count("\n") == 3
+    assert changed(_apply(lab)) == {}  # a second apply changes nothing
+
+    # A pin to the older build: test=True says exactly which menus change, the apply does it.
+    pin = json.dumps({"diskless": {"images": [{**IMAGE, "version": OLD}]}})
+    predicted = _states(_apply(lab, "test=True", f"pillar={pin}"))["diskless-boot-diskless-menus_applied"]
+    assert predicted["result"] is None
+    assert sorted(predicted["changes"]["plan"]) == ["update menu labcn1.ipxe", "update menu labcn2.ipxe"]
+    applied = _states(_apply(lab, f"pillar={pin}"))["diskless-boot-diskless-menus_applied"]
+    assert sorted(applied["changes"]["applied"]) == sorted(predicted["changes"]["plan"])
+    menu = _fetch(lab, "menus/labcn1.ipxe")
+    assert f"kernel {URL}/images/compute/{OLD}/vmlinuz" in menu and "item previous" not in menu
+
+
+def test_ipxe_is_on_tftp_for_firmware_without_it(boot_server):
+    lab = boot_server
+    _apply(lab)
+    rc, out, err = lab.exec(SERVER, ["sh", "-c", "cmp /usr/lib/ipxe/undionly.kpxe /srv/tftp/undionly.kpxe && "
+                                                 "cmp /usr/lib/ipxe/ipxe.efi /srv/tftp/ipxe.efi && echo same"])
+    assert (rc, out.strip()) == (0, "same"), err
