@@ -257,3 +257,26 @@ def boot_script():
         salt labboot1 diskless.boot_script
     """
     return hpc_bootmenu.boot_script()
+
+
+# ---------------------------------------------------------------- registration (issue 12)
+
+LEASES = "/var/lib/misc/dnsmasq.leases"  # Debian's dnsmasq default
+
+
+def leases():
+    """
+    The boot server's DHCP leases, as dnsmasq keeps them (``diskless.register`` on the master
+    reads them through this).
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt labboot1 diskless.leases
+    """
+    _boot_server_ctx()
+    try:
+        return Path(LEASES).read_text()
+    except FileNotFoundError:
+        return ""

@@ -410,7 +410,29 @@ def check_diskless(s: dict, inv: Inventory) -> list[PillarError]:
     errors = _duplicates(((join_path("diskless.images", i, "name"), x.name) for i, x in items(dl.images)), "image name")
     errors += _unknown("diskless.server", dl.server, inv, "host")
     errors += _unknown("diskless.default_image", dl.default_image, names, "image")
+    errors += _discovery(dl.discovery, s.get("networks"), inv)
     return errors + _boot_overrides(dl, names, inv)
+
+
+def _discovery(disc: Any, networks: Any, inv: Inventory) -> list[PillarError]:
+    """The discovery range lies in the admin network, in order, and holds no declared address
+    (a registered node's static lease must never be handed to an unknown machine)."""
+    admin = (networks or {}).get("admin")
+    if disc is None or admin is None:
+        return []
+    cidr = netaddr.IPNetwork(admin.cidr)
+    errors = [PillarError(f"diskless.discovery.{end}", f"is not in the admin network ({admin.cidr})",
+                          getattr(disc, end))
+              for end in ("start", "end") if netaddr.IPAddress(getattr(disc, end)) not in cidr]
+    first, last = netaddr.IPAddress(disc.start), netaddr.IPAddress(disc.end)
+    if first > last:
+        errors.append(PillarError("diskless.discovery.end", f"comes before start ({disc.start})", disc.end))
+    taken = sorted(h.name for h in (inv or {}).values() if "admin" in h.interfaces and h.interfaces["admin"].ip
+                   and first <= netaddr.IPAddress(h.interfaces["admin"].ip) <= last)
+    if taken and not errors:
+        errors.append(PillarError("diskless.discovery", f"the range {disc.start}-{disc.end} holds declared "
+                                  f"addresses ({', '.join(taken)})", f"{disc.start}-{disc.end}"))
+    return errors
 
 
 def _boot_overrides(dl: Any, images: list[str], inv: Inventory) -> list[PillarError]:

@@ -30,7 +30,6 @@ def dnsmasq_conf(server: Host, network: str, net: Network, inventory: dict[str, 
         f"interface={server.interfaces[network].name}",
         "bind-interfaces",
         f"dhcp-range={cidr.network},static,{cidr.netmask}",
-        "dhcp-ignore=tag:!known",
         "dhcp-authoritative",
         "enable-tftp",
         f"tftp-root={TFTP_ROOT}",
@@ -38,15 +37,21 @@ def dnsmasq_conf(server: Host, network: str, net: Network, inventory: dict[str, 
     ]
     if net.gateway:
         lines.append(f"dhcp-option=option:router,{net.gateway}")
+    disc = spec.discovery
+    if disc is None:
+        lines.append("dhcp-ignore=tag:!known")  # an unknown MAC gets no answer at all
+    else:  # an address to be seen by (diskless.register), never a boot file
+        lines.append(f"dhcp-range=set:discovery,{disc.start},{disc.end},{cidr.netmask},{disc.lease_time}s")
     # PXE firmware gets iPXE by TFTP (UEFI x86-64: ipxe.efi, else undionly.kpxe); iPXE itself
-    # (DHCP option 175) gets the boot script over HTTP, which chains to the node's menu.
+    # (DHCP option 175) gets the boot script over HTTP, which chains to the node's menu. Only
+    # declared nodes (tag known: a dhcp-host line) boot.
     lines += [
         "dhcp-match=set:ipxe,175",
         "dhcp-match=set:efi64,option:client-arch,7",
         "dhcp-match=set:efi64,option:client-arch,9",
-        "dhcp-boot=tag:!ipxe,tag:efi64,ipxe.efi",
-        "dhcp-boot=tag:!ipxe,tag:!efi64,undionly.kpxe",
-        f"dhcp-boot=tag:ipxe,{http_base(server, network)}/{BOOT_SCRIPT}",
+        "dhcp-boot=tag:known,tag:!ipxe,tag:efi64,ipxe.efi",
+        "dhcp-boot=tag:known,tag:!ipxe,tag:!efi64,undionly.kpxe",
+        f"dhcp-boot=tag:known,tag:ipxe,{http_base(server, network)}/{BOOT_SCRIPT}",
     ]
     for host in inventory.values():
         iface = host.interfaces.get(network)

@@ -349,8 +349,18 @@ class BootOverride(Model):
     kernel_args: list[str] | None = None
 
 
+class Discovery(Model):
+    """Unknown machines on the admin network get an address from ``start``-``end`` and no boot file
+    (a registration-only answer): their leases show them to ``diskless.register``."""
+
+    start: IPAddress
+    end: IPAddress
+    lease_time: Seconds = 600
+
+
 class Diskless(Model):
     server: str | None = None
+    discovery: Discovery | None = None  # None: a MAC the inventory lacks gets no answer at all
     store: str = Field("/srv/hpcnet", pattern=r"^/")  # on the boot server: images/ (served) and layers/
     mirror: str = Field("http://deb.debian.org/debian", pattern=r"^(https?|file)://")
     site_scripts: str = Field("/etc/hpcnet/diskless/site", pattern=r"^/")  # seed 002's /etc/kestrel

@@ -116,6 +116,14 @@ MISTAKES = [
     ("pinned version that is no build name", ("diskless.images.0.version", "latest"),
      "diskless.images[0].version: must be a built version: <image>-<12 hex digits of its content hash> "
      "(got 'latest')"),
+    ("discovery range outside the admin network",
+     ("diskless.discovery", {"start": "10.12.0.150", "end": "10.11.0.199"}),
+     "diskless.discovery.start: is not in the admin network (10.11.0.0/24) (got '10.12.0.150')"),
+    ("discovery range that holds a declared node", ("diskless.discovery", {"start": "10.11.0.40", "end": "10.11.0.60"}),
+     "diskless.discovery: the range 10.11.0.40-10.11.0.60 holds declared addresses (labcn1, labcn2) "
+     "(got '10.11.0.40-10.11.0.60')"),
+    ("discovery range backwards", ("diskless.discovery", {"start": "10.11.0.199", "end": "10.11.0.150"}),
+     "diskless.discovery.end: comes before start (10.11.0.199) (got '10.11.0.150')"),
 ]
 
 
