@@ -6,6 +6,8 @@ import logging
 from pathlib import Path
 
 import netaddr
+import salt.utils.crypt
+import salt.version
 from salt.exceptions import CommandExecutionError
 
 from hpc_synced import hpc_bootmenu, hpc_context, hpc_diskless, hpc_image, hpc_image_build, hpc_types, hpc_wol
@@ -82,12 +84,27 @@ def _build(image, log=None):
                                                     BUILTIN / "phases", Path(spec.site_scripts), BUILTIN / "base")
     scripts = {p: hpc_image.scripts(p, bodies["builtin"].get(p, {}), bodies["site"].get(p, {}))
                for p in hpc_image.PHASES}
-    plan = hpc_image.plan(image, base, packages, scripts, store.cached(image))
+    env = _script_env()
+    plan = hpc_image.plan(image, base, packages, scripts, store.cached(image), env)
     built = store.versions(image)
     steps = hpc_image_build.changes(plan, store, wanted.keep, hpc_bootmenu.in_use(spec, image, built))
     merged = {p: {**bodies["builtin"].get(p, {}), **bodies["site"].get(p, {})} for p in hpc_image.PHASES}
     runner = hpc_image_build.NativeRunner(store.root / "work", base_files=BUILTIN / "base")
-    return plan, steps, hpc_image_build.Build(plan, store, runner, base, merged, log=log or _progress)
+    return plan, steps, hpc_image_build.Build(plan, store, runner, base, merged, env, log=log or _progress)
+
+
+def _script_env():
+    """What the phase scripts are told (and what the plan hashes): this minion's master, the
+    master's key fingerprint (the nodes' minions check it), and Salt's version (the nodes run the
+    master's own)."""
+    master = __opts__.get("master")
+    env = {"HPCNET_MASTER": ",".join(master) if isinstance(master, list) else str(master),
+           "HPCNET_SALT_VERSION": salt.version.__version__}
+    pub = Path(__opts__.get("pki_dir", "")) / "minion_master.pub"
+    if pub.is_file():
+        hash_type = __opts__.get("hash_type", "sha256")
+        env["HPCNET_MASTER_FINGER"] = salt.utils.crypt.pem_finger(str(pub), sum_type=hash_type)
+    return env
 
 
 def _progress(line):

@@ -73,9 +73,12 @@ def _key(previous: str, phase: str, inputs: object) -> str:
 
 
 def plan(image: str, base_inputs: Mapping[str, object], packages: Mapping[str, Sequence[str]],
-         phase_scripts: Mapping[str, Sequence[Script]], cached: Iterable[str]) -> BuildPlan:
+         phase_scripts: Mapping[str, Sequence[Script]], cached: Iterable[str],
+         env: Mapping[str, str] | None = None) -> BuildPlan:
     """The build of ``image``: ``base_inputs`` (suite, mirror, variant...), ``packages`` per
-    module, each phase's scripts (``scripts()``), and the cache keys present."""
+    module, each phase's scripts (``scripts()``), the cache keys present, and ``env``: what the
+    scripts see (the Salt master's address, Salt's version...), part of every script phase's key:
+    a script's output depends on it as much as on its own text."""
     cached = set(cached)
     phases, key = [], ""
     for name in PHASES:
@@ -83,6 +86,8 @@ def plan(image: str, base_inputs: Mapping[str, object], packages: Mapping[str, S
         inputs: dict[str, object] = {"scripts": [(s.name, s.sha256) for s in own]}
         if name == "base":
             inputs["base"] = dict(base_inputs)
+        else:
+            inputs["env"] = dict(sorted((env or {}).items()))
         if name == "packages":
             inputs["packages"] = {module: sorted(set(names)) for module, names in sorted(packages.items())}
         key = _key(key, name, inputs)

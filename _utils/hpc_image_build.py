@@ -40,9 +40,9 @@ STORE = "/srv/hpcnet"
 TMP = ".tmp-"
 ARTIFACTS = ("vmlinuz", "initrd.img", "root.squashfs")  # what a version serves, in manifest order
 # What every image needs to boot diskless, whatever the pillar lists: a kernel, the initramfs the
-# boot script lives in, and busybox for its wget and sha256sum.
-# systemd-sysv: minbase has no init at all.
-BOOT_PACKAGES = ("linux-image-amd64", "initramfs-tools", "busybox", "systemd-sysv")
+# boot script lives in, busybox for its wget and sha256sum, an init (minbase has none), and
+# Python with venv for the salt-minion (post-install/50_salt-minion: Salt from PyPI).
+BOOT_PACKAGES = ("linux-image-amd64", "initramfs-tools", "busybox", "systemd-sysv", "python3", "python3-venv")
 MARK = "@@hpcnet "  # the phase driver's own lines in its output, between the scripts' lines
 
 

@@ -40,6 +40,10 @@ import hpc_image_build as build  # noqa: E402
 from hpc_schema import Image  # noqa: E402
 
 MIRROR = "http://deb.debian.org/debian"
+# What diskless.build tells the scripts on a boot server: the lab's master, this checkout's Salt.
+ENV = {"HPCNET_MASTER": "10.11.0.1", "HPCNET_SALT_VERSION": next(
+    line.split("==")[1].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
+    if line.startswith("salt=="))}
 
 
 def _say(text: str) -> None:
@@ -73,12 +77,12 @@ class Bench:
         base, packages, bodies = self.inputs(site)
         scripts = {p: hpc_image.scripts(p, bodies["builtin"].get(p, {}), bodies["site"].get(p, {}))
                    for p in hpc_image.PHASES}
-        plan = hpc_image.plan(self.image.name, base, packages, scripts, store.cached(self.image.name))
+        plan = hpc_image.plan(self.image.name, base, packages, scripts, store.cached(self.image.name), ENV)
         merged = {p: {**bodies["builtin"].get(p, {}), **bodies["site"].get(p, {})} for p in hpc_image.PHASES}
         started = time.monotonic()
         steps = build.changes(plan, store, self.image.keep, [])
         runner = build.NativeRunner(store.root / "work", base_files=ROOT / "salt/diskless/base")
-        build.Build(plan, store, runner, base, merged).apply(steps)
+        build.Build(plan, store, runner, base, merged, ENV).apply(steps)
         return time.monotonic() - started, plan
 
 

@@ -64,3 +64,10 @@ def test_pruning_keeps_the_newest_and_every_version_in_use():
     versions = ["compute-000000000001", "compute-000000000002", "compute-000000000003", "compute-000000000004"]
     assert hpc_image.prune(versions, 2, in_use=[]) == versions[:2]
     assert hpc_image.prune(versions, 2, in_use=["compute-000000000001"]) == ["compute-000000000002"]
+
+
+def test_what_the_scripts_see_is_part_of_their_phases_keys_but_not_the_bases():
+    scripts = {p: hpc_image.scripts(p, BUILTIN.get(p, {}), {}) for p in hpc_image.PHASES}
+    before = hpc_image.plan("compute", BASE, PACKAGES, scripts, [], env={"HPCNET_MASTER": "10.11.0.1"})
+    after = hpc_image.plan("compute", BASE, PACKAGES, scripts, _keys(before), env={"HPCNET_MASTER": "10.11.0.2"})
+    assert [p.name for p in after.to_run()] == list(hpc_image.PHASES[1:])
