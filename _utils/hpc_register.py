@@ -135,3 +135,12 @@ def append_groups(text: str, new: Sequence[dict]) -> str:
     if after.get("nodes") != list(before.get("nodes") or []) + list(new):
         raise ValueError("appending to the nodes list did not parse back as expected: file left as it was")
     return edited
+
+
+def autosign_values(inventory: Mapping[str, Host], network: str, diskless: Sequence[str]) -> list[str]:
+    """The ``hpcnet_boot`` grain values the master may sign keys for (Salt's autosign_grains_dir
+    file): "<name> <MAC on network>" for each diskless node, as the image's hpcnet-identity
+    writes them at boot."""
+    return sorted(f"{name} {inventory[name].interfaces[network].mac}" for name in diskless
+                  if name in inventory and network in inventory[name].interfaces
+                  and inventory[name].interfaces[network].mac)

@@ -61,3 +61,9 @@ def test_a_file_without_a_nodes_list_is_left_alone():
         hpc_register.append_groups("cluster:\n  name: x\n", [{"nodeset": "a"}])
     with pytest.raises(ValueError, match="did not parse back"):
         hpc_register.append_groups("nodes:\n    - {nodeset: a}\n", [{"nodeset": "b"}])
+
+
+def test_the_master_may_sign_the_keys_of_diskless_nodes_by_name_and_boot_mac_only():
+    inventory = hpc_pillar.inventory(example_pillar())
+    assert hpc_register.autosign_values(inventory, "admin", ["labcn2", "labcn1", "labcn9"]) == [
+        "labcn1 52:54:00:0b:00:41", "labcn2 52:54:00:0b:00:42"]
