@@ -10,7 +10,7 @@ import salt.utils.crypt
 import salt.version
 from salt.exceptions import CommandExecutionError
 
-from hpc_synced import hpc_bootmenu, hpc_context, hpc_diskless, hpc_image, hpc_image_build, hpc_types, hpc_wol
+from hpc_synced import hpc_bootmenu, hpc_context, hpc_diskless, hpc_image_build, hpc_types, hpc_wol
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +82,10 @@ def _build(image, log=None):
     store = hpc_image_build.Store(Path(spec.store))
     base, packages, bodies = hpc_image_build.inputs(wanted, spec.mirror, hpc_image_build.BOOT_PACKAGES,
                                                     BUILTIN / "phases", Path(spec.site_scripts), BUILTIN / "base")
-    scripts = {p: hpc_image.scripts(p, bodies["builtin"].get(p, {}), bodies["site"].get(p, {}))
-               for p in hpc_image.PHASES}
     env = _script_env()
-    plan = hpc_image.plan(image, base, packages, scripts, store.cached(image), env)
+    plan, merged = hpc_image_build.plan_build(image, base, packages, bodies, store, env)
     built = store.versions(image)
     steps = hpc_image_build.changes(plan, store, wanted.keep, hpc_bootmenu.in_use(spec, image, built))
-    merged = {p: {**bodies["builtin"].get(p, {}), **bodies["site"].get(p, {})} for p in hpc_image.PHASES}
     runner = hpc_image_build.NativeRunner(store.root / "work", base_files=BUILTIN / "base")
     return plan, steps, hpc_image_build.Build(plan, store, runner, base, merged, env, log=log or _progress)
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+import hpc_image
 from hpc_change import Change
 from hpc_image import PHASES, BuildPlan, Phase, prune
 from hpc_schema import Image
@@ -149,6 +150,17 @@ def inputs(image: Image, mirror: str, boot_packages: Sequence[str], builtin: Pat
     base = {"suite": image.suite, "mirror": mirror, "variant": "minbase", "include": everything,
             "files": tree_digest(base_files) if base_files else []}
     return base, packages, {"builtin": read_scripts(builtin), "site": read_scripts(site)}
+
+
+def plan_build(image: str, base: Mapping[str, object], packages: Mapping[str, Sequence[str]],
+               bodies: Mapping[str, Mapping[str, Mapping[str, bytes]]], store: Store,
+               env: Mapping[str, str]) -> tuple[BuildPlan, dict[str, dict[str, bytes]]]:
+    """The plan of ``image`` from ``inputs()``'s parts, and each phase's script bodies as that plan
+    runs them (the site's replacing the built-ins of the same name: the one merge rule)."""
+    scripts = {p: hpc_image.scripts(p, bodies["builtin"].get(p, {}), bodies["site"].get(p, {})) for p in PHASES}
+    plan = hpc_image.plan(image, base, packages, scripts, store.cached(image), env)
+    merged = {p: {**bodies["builtin"].get(p, {}), **bodies["site"].get(p, {})} for p in PHASES}
+    return plan, merged
 
 
 # ---------------------------------------------------------------- what a run changes

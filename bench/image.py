@@ -35,7 +35,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "_utils")]
 
-import hpc_image  # noqa: E402
 import hpc_image_build as build  # noqa: E402
 from hpc_schema import Image  # noqa: E402
 
@@ -75,10 +74,7 @@ class Bench:
 
     def build(self, store: build.Store, site: Path) -> tuple[float, build.BuildPlan]:
         base, packages, bodies = self.inputs(site)
-        scripts = {p: hpc_image.scripts(p, bodies["builtin"].get(p, {}), bodies["site"].get(p, {}))
-                   for p in hpc_image.PHASES}
-        plan = hpc_image.plan(self.image.name, base, packages, scripts, store.cached(self.image.name), ENV)
-        merged = {p: {**bodies["builtin"].get(p, {}), **bodies["site"].get(p, {})} for p in hpc_image.PHASES}
+        plan, merged = build.plan_build(self.image.name, base, packages, bodies, store, ENV)
         started = time.monotonic()
         steps = build.changes(plan, store, self.image.keep, [])
         runner = build.NativeRunner(store.root / "work", base_files=ROOT / "salt/diskless/base")
