@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -395,8 +396,7 @@ class NativeRunner:
     @contextlib.contextmanager
     def _scratch(self):
         self.workdir.mkdir(parents=True, exist_ok=True)
-        scratch = Path(subprocess.check_output(["mktemp", "-d", "-p", str(self.workdir), TMP + "XXXXXX"],
-                                               text=True).strip())
+        scratch = Path(tempfile.mkdtemp(prefix=TMP, dir=self.workdir))
         try:
             yield scratch
         finally:
