@@ -11,6 +11,12 @@ overrides record, never more than half a pool out. Then it fires
 ``hpc/lvs/health/<address>/<down|up>``, signed (hpc_signed); the master's reactor has every
 director re-probe the claim and apply its own verdict (``ipvs.recheck``).
 
+A director that loses every real server at once (two or more addresses, all failing) blames
+itself, not them: its own link or route is the likely fault (the lab's failover tests cut it).
+It takes none of them out and reports none; each such server stays one failure from going down
+once another server answers again. The other director, whose view is intact, still reports a
+pool that really died.
+
 Why here and not on the master: a Salt job in a TCG director starts seconds after it is
 published; the director that sees the failure is the only place it can be acted on within a
 second (as keepalived does). Each director probes for itself: both take a dead frontend out.
@@ -75,12 +81,24 @@ class Prober(threading.Thread):
         self.tracker = hpc_health.Tracker(rise=conf["rise"], fall=conf["fall"], up={address: up})
         self.lock = threading.Lock()  # a transition and a resync from the record, one at a time
         self.stopped = threading.Event()
+        self.failing = False  # the last probe failed: read by the other probers (blind())
+        self.held = False  # a down transition is held because every server failed at once
 
     def resync(self, up: bool) -> None:
         """The record says otherwise (the master's recheck, an operator): count from there."""
         with self.lock:
             if self.tracker.up.get(self.address) != up:
                 self.tracker.up[self.address], self.tracker.streak[self.address] = up, 0
+
+    def _hold(self, result: hpc_health.Probe) -> None:
+        """Undo a down transition while this director reaches no real server: still up, one
+        failure from down (it goes at the next failure once another server answers)."""
+        self.tracker.up[self.address], self.tracker.streak[self.address] = True, self.tracker.fall - 1
+        if not self.held:
+            log.warning("hpc_lvs_health: %s:%s fails (%s) like every other real server: this director's "
+                        "own link or route, not theirs; not taken out, not reported", self.address, self.port,
+                        result.detail)
+        self.held = True
 
     def run(self) -> None:
         conf = self.supervisor.conf
@@ -90,7 +108,12 @@ class Prober(threading.Thread):
             started = time.monotonic()
             result = hpc_health.probe_ssh(self.address, self.port, timeout, connect)
             with self.lock:
+                self.failing = not result.ok
                 change = self.tracker.observe(self.address, result.ok)
+                if change == "down" and self.supervisor.blind(self.address):
+                    change = self._hold(result)
+                elif result.ok:
+                    self.held = False
                 if change and not self.stopped.is_set():
                     self.supervisor.transition(self.address, self.port, change, result)
             self.stopped.wait(max(0.0, interval - (time.monotonic() - started)))
@@ -107,6 +130,14 @@ class Supervisor(threading.Thread):
         self.stopped = threading.Event()
         self.outbox: queue.Queue = queue.Queue()
         self.called = time.monotonic()  # the last beacon() call that kept this supervisor
+
+    def blind(self, address: str) -> bool:
+        """Whether every other real server's last probe failed too (there are others)."""
+        failing: dict[str, bool] = {}
+        for prober in list(self.probers.values()):
+            if prober.address != address:
+                failing[prober.address] = failing.get(prober.address, False) or prober.failing
+        return bool(failing) and all(failing.values())
 
     def transition(self, address: str, port: int, change: str, result: hpc_health.Probe) -> None:
         """Weight 0 (or back) in this director's table now, then the event (from the sender)."""

@@ -203,8 +203,10 @@ def lvs_health(tag, data, window=AGREE_WINDOW):
     so their reports of one change arrive within a second or so of each other: the master waits
     ``window`` seconds for them, and asks only the directors that stayed silent to re-probe that
     server now and apply their own verdict (``ipvs.recheck``): no table changes on another
-    director's word, and two directors that agree cost no job. A director whose last report of
-    that server (kept by the master) already says the same is not silent: it said so earlier.
+    director's word, and two directors that agree cost no job. The reports of one state that
+    arrive within a window, whichever server they name, cost one job per set of silent directors.
+    A director whose last report of that server (kept by the master) already says the same is not
+    silent: it said so earlier.
     A sender that is not a director in the master's copy of its pillar is refused and recorded
     like a bad signature.
 
@@ -226,18 +228,34 @@ def lvs_health(tag, data, window=AGREE_WINDOW):
         return {"acted": False, "minion": verdict.minion, "reason": f"not a health report: {tag}"}
     with _LAST_SEEN_LOCK:
         _LAST_SEEN.setdefault(address, {})[verdict.minion] = state
-    reporters = hpc_batch.gather(("lvs_health", tag), verdict.minion, float(window), float(window))
-    if reporters is None:
+    # One batch per state, not per server: a director cut off from its real servers reports them
+    # all at once, and each job costs a TCG director seconds of CPU (CI, 2026-12-03: a director
+    # busy with a queue of rechecks answered a job only after 120 s).
+    batch = hpc_batch.gather(("lvs_health", state), f"{address} {verdict.minion}", float(window), float(window))
+    if batch is None:
         return {"acted": False, "minion": verdict.minion, "batched": True}
+    reported: dict[str, list[str]] = {}
+    for item in batch:
+        server, reporter = item.split(" ", 1)
+        reported.setdefault(server, []).append(reporter)
+    asked: dict[tuple[str, ...], list[str]] = {}
     with _LAST_SEEN_LOCK:
-        silent = [d for d in directors if _LAST_SEEN.get(address, {}).get(d) != state]
-    if not silent:
+        for server in reported:
+            silent = tuple(d for d in directors if _LAST_SEEN.get(server, {}).get(d) != state)
+            if silent:
+                asked.setdefault(silent, []).append(server)
+    reporters = sorted({r for rs in reported.values() for r in rs})
+    if not asked:
         log.info("hpc: %s: every director says so (%s reported it now)", tag, ",".join(reporters))
         return {"acted": False, "reporters": reporters, "reason": "every director says so"}
-    jid = _publish(silent, "ipvs.recheck", tgt_type="list", kwarg={"addresses": [address]})
-    log.warning("hpc: %s reported by %s only: ipvs.recheck on %s (job %s)", tag, ",".join(reporters),
-                ",".join(silent), jid)
-    return {"acted": True, "reporters": reporters, "rechecked": silent, "jid": jid}
+    jids = {}
+    for silent, servers in sorted(asked.items()):
+        jids[",".join(silent)] = jid = _publish(list(silent), "ipvs.recheck", tgt_type="list",
+                                               kwarg={"addresses": sorted(servers)})
+        log.warning("hpc: %s of %s reported by %s only: ipvs.recheck on %s (job %s)", state, ",".join(servers),
+                    ",".join(sorted({r for s in servers for r in reported[s]})), ",".join(silent), jid)
+    return {"acted": True, "reporters": reporters, "rechecked": sorted({d for s in asked for d in s}),
+            "addresses": sorted(s for servers in asked.values() for s in servers), "jids": jids}
 
 
 def _reweigher(policy):

@@ -28,10 +28,11 @@ CONF = {"interval": 0.05, "probe_timeout": 0.2, "fall": 2, "rise": 2}
 class Sshd:
     """A listener answering every connection with an SSH banner; ``stop()`` closes it (refused)."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, address: str = "127.0.0.1") -> None:
+        self.address = address
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", port))
+        self.sock.bind((address, port))
         self.sock.listen(16)
         self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._serve, daemon=True).start()
@@ -52,12 +53,13 @@ class Sshd:
 class Minion:
     """``__salt__`` of a director: the targets, the overrides record, and set_health's calls."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, targets: list[tuple[str, int]] | None = None) -> None:
         self.port, self.dead, self.calls = port, {}, []
+        self.targets = targets or [("127.0.0.1", port)]
         self.lock = threading.Lock()
 
     def functions(self) -> dict:
-        return {"ipvs.health_targets": lambda: [{"address": "127.0.0.1", "port": self.port}],
+        return {"ipvs.health_targets": lambda: [{"address": a, "port": p} for a, p in self.targets],
                 "ipvs.overrides": lambda: {"dead": dict(self.dead), "drained": {}, "load": {}},
                 "ipvs.set_health": self.set_health}
 
@@ -145,6 +147,38 @@ def test_a_record_that_says_dead_while_it_answers_is_corrected_by_the_probes(dir
     minion.dead["127.0.0.1"] = {"since": 0, "detail": "refused"}
     assert wait_for(lambda: minion.calls, beacon.RESCAN + 1.0)
     assert minion.calls[0][:2] == ("127.0.0.1", True)
+
+
+@pytest.fixture
+def pool():
+    """Three real servers on three loopback addresses, one supervisor probing them all."""
+    servers = [Sshd(address=f"127.0.0.{i}") for i in (1, 2, 3)]
+    minion = Minion(0, [(s.address, s.port) for s in servers])
+    # fall 4: the other prober has surely failed once before this one's 4th failure (with fall 2,
+    # a prober starved for one interval on a loaded machine would make it a race)
+    supervisor = Quiet({}, minion.functions(), {**CONF, "fall": 4})
+    supervisor.start()
+    assert wait_for(lambda: len(supervisor.probers) == 3, 1.0)
+    yield servers, minion, supervisor
+    supervisor.stopped.set()
+    supervisor.join(2)
+    for server in servers:
+        server.stop()
+
+
+def test_a_director_that_reaches_no_server_blames_itself(pool):
+    """One server dies: taken out and reported. Then the other two fail too (this director's own
+    link, as far as it can tell): neither is taken out nor reported."""
+    servers, minion, supervisor = pool
+    time.sleep(0.2)
+    servers[0].stop()
+    assert wait_for(lambda: minion.calls, 1.0), "a lone dead server was not taken out"
+    assert [c[:2] for c in minion.calls] == [("127.0.0.1", False)]
+    for server in servers[1:]:
+        server.stop()
+    time.sleep(20 * CONF["interval"] + 0.3)  # many times the fall count
+    assert [c[:2] for c in minion.calls] == [("127.0.0.1", False)], minion.calls
+    assert [tag for tag, _ in supervisor.sent] == ["hpc/lvs/health/127.0.0.1/down"]
 
 
 def test_probes_stop_when_salt_no_longer_calls_the_beacon():

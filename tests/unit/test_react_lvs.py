@@ -74,6 +74,26 @@ def test_a_director_that_said_so_earlier_is_not_silent(master):
     assert [p[0] for p in master["published"]] == [["lablvs1"]]
 
 
+def test_a_director_cut_off_from_every_server_costs_one_job(master):
+    """lablvs1 loses its link: it reports all three frontends down within the window; lablvs2 is
+    asked once, for all three (each job costs a TCG director seconds)."""
+    results = {}
+
+    def one(address):
+        results[address] = react.lvs_health(f"hpc/lvs/health/{address}/down", {"signer": "lablvs1"}, window=0.2)
+
+    addresses = ["10.12.0.21", "10.12.0.22", "10.12.0.23"]
+    threads = [threading.Thread(target=one, args=(a,)) for a in addresses]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert master["published"] == [
+        (["lablvs2"], "ipvs.recheck", {"tgt_type": "list", "kwarg": {"addresses": addresses}})]
+    acted = [r for r in results.values() if r["acted"]]
+    assert len(acted) == 1 and acted[0]["addresses"] == addresses
+
+
 def test_a_report_from_a_minion_that_is_no_director_is_refused_and_recorded(master):
     result = react.lvs_health(TAG, {"signer": "labcn2"}, window=0.1)
     assert result["acted"] is False and "labcn2 is not an LVS director" in result["reason"]
