@@ -15,7 +15,7 @@ from hpc_synced import hpc_bootmenu, hpc_context, hpc_diskless, hpc_image_build,
 log = logging.getLogger(__name__)
 
 __virtualname__ = "diskless"
-BOOT_NETWORK = "admin"  # seed 001: deployment runs on the administration network
+BOOT_NETWORK = hpc_diskless.BOOT_NETWORK
 
 
 def __virtual__():

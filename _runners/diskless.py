@@ -1,17 +1,32 @@
-"""Diskless nodes seen from the master (issue 12): wake-on-LAN through the boot server, and the
-registration of new nodes from its DHCP leases."""
+"""Diskless nodes seen from the master (issue 12): wake-on-LAN through the boot server, the
+registration of new nodes from its DHCP leases, and their minion keys.
+
+Keys: a diskless node's root is RAM, so it makes a new minion key at every boot. The master
+accepts it (``auth``, a reaction to Salt's own ``salt/auth`` events) only when the boot grain the
+node sent with it ("<name> <boot MAC>", written by the image's hpcnet-identity) is its own id's
+pair in the inventory; and it replaces a registered node's accepted key by the new one only when
+the holder of the old key does not answer (the node really rebooted: a running node's key is
+never taken over). Salt's ``autosign_grains_dir`` is not used: it does not tie the grain to the
+key's id. docs/diskless.md has the threat model.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
+import threading
 from pathlib import Path
 
 import salt.cache
 import salt.client
+import salt.key
+import salt.utils.event
 
-from hpc_synced import hpc_pillar, hpc_register, hpc_types
+from hpc_synced import hpc_batch, hpc_diskless, hpc_pillar, hpc_register, hpc_types
+
+log = logging.getLogger(__name__)
 
 __virtualname__ = "diskless"
 
@@ -29,6 +44,115 @@ def _boot_server():
         if isinstance(server, str) and server:
             return server
     return None
+
+
+REJECTED = "hpc/security/rejected"
+# A boot storm's keys: gathered for this long (quiet gap, cap) into one ping of the old holders.
+KEYS_QUIET, KEYS_CAP = 0.5, 3.0
+# How long the holder of a node's old key has to answer test.ping before its key is replaced.
+OLD_KEY_PING = 5
+_ALLOWED: dict = {}  # {(boot server, its pillar's cache time): frozenset of "<name> <mac>"}
+_ALLOWED_LOCK = threading.Lock()
+
+
+def _allowed():
+    """The registered diskless nodes' "<name> <boot MAC>" pairs, from the master's copy of the
+    boot server's pillar; computed once per pillar refresh, not once per key (a boot storm of a
+    thousand nodes reads the inventory once)."""
+    server = _boot_server()
+    if server is None:
+        return frozenset()
+    cache = salt.cache.factory(__opts__)
+    stamp = (server, cache.updated("pillar", server))
+    with _ALLOWED_LOCK:
+        if stamp not in _ALLOWED:
+            pillar = cache.fetch("pillar", server) or {}
+            try:
+                sections = hpc_pillar.load(pillar)
+                inventory = hpc_pillar.inventory(pillar)
+                overrides = [hpc_types.expand(o.nodes) for o in sections["diskless"].overrides]
+                nodes = hpc_register.diskless_nodes(inventory, overrides)
+                values = frozenset(hpc_register.autosign_values(inventory, hpc_diskless.BOOT_NETWORK, nodes))
+            except Exception as err:  # noqa: BLE001 - an invalid pillar signs nothing
+                log.warning("hpc: no diskless key is accepted: the boot server's pillar does not load: %s", err)
+                values = frozenset()
+            _ALLOWED.clear()
+            _ALLOWED[stamp] = values
+        return _ALLOWED[stamp]
+
+
+def _fire(tag, data):
+    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=False) as bus:
+        bus.fire_event(data, tag)
+
+
+def _key_store():
+    return salt.key.get_key(__opts__)
+
+
+def _stored_pub(keys, state, minion):
+    """The key Salt holds for ``minion`` in ``state`` ("minions_pre" or "minions_denied")."""
+    held = keys.key_str(minion).get(state, {}).get(minion)
+    return held if isinstance(held, list) else [held] if held else []
+
+
+def auth(tag, data, quiet=KEYS_QUIET, cap=KEYS_CAP, ping=OLD_KEY_PING):
+    """
+    Salt's ``salt/auth`` event (the master has ``auth_events_autosign_grains: [pend, denied]``):
+    a new key of a registered diskless node is accepted; the key of one that booted again (Salt
+    denied it: the id has another key) replaces the old one once the old key's holder does not
+    answer ``test.ping`` within ``ping`` seconds. Only the very key Salt holds for that id is
+    acted on (the event's ``pub`` must match it: an event a minion forged acts on nothing it did
+    not really submit). Keys that claim no diskless identity are left to the admin.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run diskless.auth tag=salt/auth data='{"act": "pend", "id": "labcn1", ...}'
+    """
+    data = data or {}
+    act, minion, pub = data.get("act"), data.get("id"), data.get("pub")
+    if act not in ("pend", "denied") or not isinstance(minion, str):
+        return {"acted": False, "reason": f"{act}: nothing to do"}
+    verdict = hpc_register.key_verdict(minion, data.get("autosign_grains"), _allowed())
+    if not verdict.ok:
+        if verdict.ours:
+            log.warning("hpc: key of %s left %s: %s", minion, "pending" if act == "pend" else "denied", verdict.reason)
+            _fire(REJECTED, {"tag": tag, "claimed": minion, "reason": verdict.reason, "sender": None})
+        return {"acted": False, "minion": minion, "reason": verdict.reason}
+    state = "minions_pre" if act == "pend" else "minions_denied"
+    with _key_store() as keys:
+        if pub not in _stored_pub(keys, state, minion):
+            return {"acted": False, "minion": minion, "reason": f"not the key Salt holds in {state}"}
+        if act == "pend":
+            keys.accept(match_dict={"minions_pre": [minion]})
+            if minion not in keys.list_keys()["minions"]:  # Salt refuses an invalid key and logs why
+                return {"acted": False, "minion": minion, "accepted": False, "reason": "Salt did not accept the key"}
+            log.warning("hpc: accepted the key of %s: %s", minion, verdict.reason)
+            return {"acted": True, "minion": minion, "accepted": True, "reason": verdict.reason}
+    batch = hpc_batch.gather(("diskless-keys",), minion, float(quiet), float(cap))
+    if batch is None:
+        return {"acted": False, "minion": minion, "batched": True}
+    with _key_store() as keys:
+        return _replace(keys, batch, ping)
+
+
+def _replace(keys, minions, ping):
+    """Delete the accepted key of each of ``minions`` whose holder does not answer: its next
+    authentication is a new key, pending, which ``auth`` accepts on the same evidence."""
+    with salt.client.LocalClient(mopts=__opts__) as client:
+        alive = set(client.cmd(minions, "test.ping", tgt_type="list", timeout=ping) or {})
+    replaced = [m for m in minions if m not in alive]
+    for minion in sorted(alive):
+        log.warning("hpc: %s booted with a new key while its old key still answers: old key kept", minion)
+        _fire(REJECTED, {"tag": "salt/auth", "claimed": minion, "sender": None,
+                         "reason": "a second key for a running diskless node"})
+    if replaced:
+        keys.delete_key(match_dict={"minions": replaced, "minions_denied": replaced})
+        log.warning("hpc: %s booted again with a new key: old key deleted, the new one is accepted at its "
+                    "next authentication", ",".join(replaced))
+    return {"acted": bool(replaced), "replaced": replaced, "kept": sorted(alive)}
 
 
 def wake(nodes, timeout=60):

@@ -13,6 +13,7 @@ from hpc_inventory import Host
 from hpc_schema import Diskless, Network
 
 TFTP_ROOT = "/srv/tftp"
+BOOT_NETWORK = "admin"  # seed 001: deployment runs on the administration network
 HTTP_PATH = "hpcnet"  # http://<boot server>/hpcnet/ serves diskless.store
 # From Debian's ipxe package, for firmware whose PXE is not iPXE: BIOS (undionly) and UEFI x86-64.
 IPXE_FILES = {"undionly.kpxe": "/usr/lib/ipxe/undionly.kpxe", "ipxe.efi": "/usr/lib/ipxe/ipxe.efi"}

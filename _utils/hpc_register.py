@@ -15,7 +15,7 @@ again and must hold exactly the old groups plus the new ones.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import netaddr
@@ -137,10 +137,46 @@ def append_groups(text: str, new: Sequence[dict]) -> str:
     return edited
 
 
+BOOT_GRAIN = "hpcnet_boot"  # "<name> <boot MAC>", written at each boot by the image's hpcnet-identity
+
+
+@dataclass(frozen=True)
+class KeyVerdict:
+    ok: bool
+    reason: str
+    ours: bool = True  # False: the key claims no diskless identity at all (an admin's business)
+
+
+def key_verdict(minion: str, grains: Mapping | None, allowed: Collection[str]) -> KeyVerdict:
+    """Whether the key a machine presents as ``minion``, with the ``autosign_grains`` it sent,
+    belongs to a registered diskless node: its boot grain must be "<minion> <MAC>" and that pair
+    one the inventory has (``allowed``, from autosign_values). Unlike Salt's own
+    ``autosign_grains_dir``, the name in the grain must be the key's id: a registered node's pair
+    cannot get a key accepted under another id (a frontend's, whose key is still pending)."""
+    claim = (grains or {}).get(BOOT_GRAIN) if isinstance(grains, Mapping) else None
+    if not isinstance(claim, str) or not claim.strip():
+        return KeyVerdict(False, f"no {BOOT_GRAIN} grain sent with the key", ours=False)
+    name, _, mac = claim.strip().partition(" ")
+    claim = f"{name} {mac.strip().lower()}"
+    if name != minion:
+        return KeyVerdict(False, f"{BOOT_GRAIN} {claim!r} names {name!r}, but the key is for {minion!r}")
+    if claim not in allowed:
+        return KeyVerdict(False, f"{BOOT_GRAIN} {claim!r} is no registered diskless node's name and boot MAC")
+    return KeyVerdict(True, f"registered diskless node ({claim})")
+
+
 def autosign_values(inventory: Mapping[str, Host], network: str, diskless: Sequence[str]) -> list[str]:
     """The ``hpcnet_boot`` grain values the master may sign keys for (Salt's autosign_grains_dir
     file): "<name> <MAC on network>" for each diskless node, as the image's hpcnet-identity
     writes them at boot."""
-    return sorted(f"{name} {inventory[name].interfaces[network].mac}" for name in diskless
+    return sorted(f"{name} {inventory[name].interfaces[network].mac.lower()}" for name in diskless
                   if name in inventory and network in inventory[name].interfaces
                   and inventory[name].interfaces[network].mac)
+
+
+def diskless_nodes(inventory: Mapping[str, Host], overrides: Sequence[Sequence[str]]) -> list[str]:
+    """The nodes that boot an image: an ``image`` of their own, or named by a boot override
+    (``overrides``: each override's expanded nodes)."""
+    named = {n for hosts in overrides for n in hosts}
+    return sorted(n for n, h in inventory.items() if h.image is not None or n in named)
+

@@ -67,3 +67,21 @@ def test_the_master_may_sign_the_keys_of_diskless_nodes_by_name_and_boot_mac_onl
     inventory = hpc_pillar.inventory(example_pillar())
     assert hpc_register.autosign_values(inventory, "admin", ["labcn2", "labcn1", "labcn9"]) == [
         "labcn1 52:54:00:0b:00:41", "labcn2 52:54:00:0b:00:42"]
+
+
+ALLOWED = ["labcn1 52:54:00:0b:00:41", "labcn2 52:54:00:0b:00:42"]
+
+
+@pytest.mark.parametrize(("minion", "grains", "ok", "ours", "reason"), [
+    ("labcn1", {"hpcnet_boot": "labcn1 52:54:00:0B:00:41"}, True, True, "registered diskless node"),
+    # a registered pair under another id: a frontend whose key is still pending must not get it
+    ("labfe1", {"hpcnet_boot": "labcn1 52:54:00:0b:00:41"}, False, True, "names 'labcn1', but the key is for 'labfe1'"),
+    ("labcn1", {"hpcnet_boot": "labcn1 52:54:00:0b:00:42"}, False, True, "no registered diskless node"),
+    ("labcn9", {"hpcnet_boot": "labcn9 52:54:00:0b:00:49"}, False, True, "no registered diskless node"),
+    ("labfe1", None, False, False, "no hpcnet_boot grain"),
+    ("labfe1", {"hpcnet_boot": ""}, False, False, "no hpcnet_boot grain"),
+    ("labfe1", {"hpcnet_boot": ["labfe1"]}, False, False, "no hpcnet_boot grain"),
+])
+def test_a_key_is_a_diskless_nodes_only_by_its_own_name_and_boot_mac(minion, grains, ok, ours, reason):
+    verdict = hpc_register.key_verdict(minion, grains, ALLOWED)
+    assert (verdict.ok, verdict.ours) == (ok, ours) and reason in verdict.reason, verdict

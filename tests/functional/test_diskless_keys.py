@@ -1,0 +1,140 @@
+"""``salt-run diskless.auth``, the master's answer to Salt's ``salt/auth`` events for diskless
+nodes, against Salt's real key store (salt.key over a temporary master's pki cache) and the
+master's pillar cache holding the example pillar: a registered node's new key is accepted only by
+its own name and boot MAC; a node that booted again gets its new key in place of the old one only
+when the old key's holder does not answer; anything else is left as Salt put it."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+import pytest
+import salt.cache
+import salt.config
+import salt.key
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from testlib import ROOT, example_pillar
+
+CN1 = "labcn1 52:54:00:0b:00:41"  # the example inventory's labcn1 and its admin MAC
+
+
+def _pub() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.public_key().public_bytes(serialization.Encoding.PEM,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+OLD, NEW, OTHER = _pub(), _pub(), _pub()
+
+
+@pytest.fixture
+def master(tmp_path, monkeypatch):
+    (tmp_path / "master").write_text(f"root_dir: {tmp_path}\n")
+    opts = salt.config.master_config(str(tmp_path / "master"))
+    salt.cache.factory(opts).store("pillar", "labboot1", example_pillar())
+    spec = importlib.util.spec_from_file_location("diskless_runner", ROOT / "_runners" / "diskless.py")
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    runner.__opts__ = opts
+    runner.log = logging.getLogger("test_diskless_keys")
+    runner.log.propagate = False
+    fired, pinged = [], []
+    monkeypatch.setattr(runner, "_fire", lambda tag, data: fired.append((tag, data)))
+    alive: set[str] = set()
+
+    class Client:
+        def __init__(self, mopts=None, **kw):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def cmd(self, tgt, fun, tgt_type, timeout):
+            pinged.append(sorted(tgt))
+            return {m: True for m in tgt if m in alive}
+
+    monkeypatch.setattr(runner.salt.client, "LocalClient", Client)
+    monkeypatch.setattr(salt.key.Key, "check_minion_cache", lambda self, preserve_minions=None: None)
+    runner._ALLOWED.clear()
+    with salt.key.get_key(opts) as keys:
+        yield {"runner": runner, "keys": keys, "fired": fired, "pinged": pinged, "alive": alive}
+
+
+def _submit(master, minion, pub, state):
+    """What Salt's master does with a key it did not accept (salt/master.py, _auth)."""
+    cache = master["keys"].cache
+    if state == "pending":
+        cache.store("keys", minion, {"pub": pub, "state": "pending"})
+    elif state == "accepted":
+        cache.store("keys", minion, {"pub": pub, "state": "accepted"})
+    else:
+        cache.store("denied_keys", minion, [pub])
+
+
+def _event(act, minion, pub, boot=CN1):
+    return {"act": act, "id": minion, "pub": pub, "result": act != "denied",
+            **({"autosign_grains": {"hpcnet_boot": boot}} if boot else {})}
+
+
+def _state(master, minion):
+    listed = master["keys"].list_keys()
+    return sorted(state for state, ids in listed.items() if minion in ids)
+
+
+def test_a_registered_nodes_new_key_is_accepted(master):
+    _submit(master, "labcn1", NEW, "pending")
+    out = master["runner"].auth("salt/auth", _event("pend", "labcn1", NEW))
+    assert out["accepted"] is True, out
+    assert _state(master, "labcn1") == ["minions"]
+
+
+@pytest.mark.parametrize(("minion", "boot", "why"), [
+    ("labfe1", CN1, "names 'labcn1', but the key is for 'labfe1'"),  # a pending frontend's id
+    ("labcn1", "labcn1 52:54:00:0b:00:99", "no registered diskless node"),
+    ("labcn9", "labcn9 52:54:00:0b:00:49", "no registered diskless node"),
+])
+def test_a_key_that_claims_a_diskless_identity_it_has_not_stays_pending_and_is_recorded(master, minion, boot, why):
+    _submit(master, minion, NEW, "pending")
+    out = master["runner"].auth("salt/auth", _event("pend", minion, NEW, boot))
+    assert out["acted"] is False and why in out["reason"], out
+    assert _state(master, minion) == ["minions_pre"]
+    assert [tag for tag, _ in master["fired"]] == ["hpc/security/rejected"]
+
+
+def test_a_key_that_claims_nothing_is_the_admins_business(master):
+    _submit(master, "labfe1", NEW, "pending")
+    out = master["runner"].auth("salt/auth", _event("pend", "labfe1", NEW, boot=None))
+    assert out["acted"] is False and _state(master, "labfe1") == ["minions_pre"] and master["fired"] == []
+
+
+def test_only_the_key_salt_holds_is_acted_on(master):
+    """A forged event naming a key nobody submitted accepts nothing."""
+    _submit(master, "labcn1", NEW, "pending")
+    out = master["runner"].auth("salt/auth", _event("pend", "labcn1", OTHER))
+    assert out["acted"] is False and _state(master, "labcn1") == ["minions_pre"]
+
+
+def test_a_node_that_booted_again_gets_its_new_key_once_the_old_one_is_silent(master):
+    _submit(master, "labcn1", OLD, "accepted")
+    _submit(master, "labcn1", NEW, "denied")
+    out = master["runner"].auth("salt/auth", _event("denied", "labcn1", NEW), quiet=0.01, cap=0.1)
+    assert out["replaced"] == ["labcn1"] and master["pinged"] == [["labcn1"]], out
+    assert _state(master, "labcn1") == []  # its next authentication pends, and is accepted:
+    _submit(master, "labcn1", NEW, "pending")
+    assert master["runner"].auth("salt/auth", _event("pend", "labcn1", NEW))["accepted"] is True
+    assert master["keys"].key_str("labcn1")["minions"]["labcn1"] == NEW
+
+
+def test_a_running_nodes_key_is_never_taken_over(master):
+    _submit(master, "labcn1", OLD, "accepted")
+    _submit(master, "labcn1", NEW, "denied")
+    master["alive"].add("labcn1")
+    out = master["runner"].auth("salt/auth", _event("denied", "labcn1", NEW), quiet=0.01, cap=0.1)
+    assert out["replaced"] == [] and out["kept"] == ["labcn1"], out
+    assert master["keys"].key_str("labcn1")["minions"]["labcn1"] == OLD
+    assert [tag for tag, _ in master["fired"]] == ["hpc/security/rejected"]
