@@ -135,7 +135,8 @@ def build(image, test=False):
         salt labboot1 diskless.build compute
         salt labboot1 diskless.build compute test=True
     """
-    plan, steps, runner = _build(image)
+    progress = hpc_image_build.Progress(image, lambda lines: _send_progress(image, lines), _progress)
+    plan, steps, runner = _build(image, log=progress)
     out = {"image": image, "version": plan.version, "steps": [c.describe() for c in steps]}
     if test or not steps:
         return out
@@ -143,7 +144,18 @@ def build(image, test=False):
         runner.apply(steps)
     except hpc_image_build.BuildError as err:
         raise CommandExecutionError(str(err)) from None
+    finally:
+        progress.flush()
     return out
+
+
+def _send_progress(image, lines):
+    """A batch of build lines to the master, where ``salt-run diskless.build`` shows them."""
+    try:
+        __salt__["event.fire_master"]({"image": image, "lines": lines},
+                                      hpc_image_build.PROGRESS_TAG.format(image=image))
+    except Exception:  # noqa: BLE001 - progress is a courtesy: the build goes on without it
+        log.debug("diskless build: progress not sent", exc_info=True)
 
 
 def versions(image):

@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import salt.cache
@@ -24,7 +25,7 @@ import salt.client
 import salt.key
 import salt.utils.event
 
-from hpc_synced import hpc_batch, hpc_diskless, hpc_pillar, hpc_register, hpc_types
+from hpc_synced import hpc_batch, hpc_diskless, hpc_image_build, hpc_pillar, hpc_register, hpc_types
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,56 @@ def wake(nodes, timeout=60):
     if reply.get("retcode", 0) != 0:
         return {"result": False, "comment": str(reply.get("ret"))}
     return {"result": True, "server": server, **reply["ret"]}
+
+
+def _progress(message):
+    __jid_event__.fire_event({"message": message}, "progress")  # noqa: F821 - Salt's runner dunder
+
+
+def build(image, test=False, timeout=7200):
+    """
+    Build ``image`` on the boot server (its ``diskless.build``: the phases whose inputs changed,
+    the new version packed, old ones pruned), showing the build's output as it comes: each
+    phase's start at once, the rest a second's worth at a time. ``test=True`` shows the steps
+    only. A failed phase script fails the run, naming the script with its output; the versions
+    in service are untouched.
+
+    CLI Example:
+
+    .. code-block:: bash
+
+        salt-run diskless.build compute test=True
+        salt-run diskless.build compute
+    """
+    server = _boot_server()
+    if server is None:
+        return {"result": False, "comment": "no boot server in the master's copy of the pillar (diskless.server)"}
+    with salt.utils.event.get_master_event(__opts__, __opts__["sock_dir"], listen=True) as bus, \
+            salt.client.LocalClient(mopts=__opts__) as client:
+        jid = client.cmd_async(server, "diskless.build", [image], kwarg={"test": bool(test)})
+        if not jid:
+            return {"result": False, "comment": f"could not publish diskless.build to {server}"}
+        return _follow(bus, jid, server, hpc_image_build.PROGRESS_TAG.format(image=image), float(timeout))
+
+
+def _follow(bus, jid, server, tag, timeout):
+    """Show ``server``'s progress events (the master-verified sender only) until its return."""
+    deadline, done = time.monotonic() + timeout, f"salt/job/{jid}/ret/{server}"
+    while time.monotonic() < deadline:
+        event = bus.get_event(wait=1, full=True)
+        if not event:
+            continue
+        data = event.get("data") or {}
+        if event.get("tag") == tag and data.get("id") == server:
+            for line in (data.get("data") or {}).get("lines") or []:
+                _progress(line)
+        elif event.get("tag") == done:
+            if data.get("success") and data.get("retcode", 0) == 0:
+                return {"result": True, "server": server, **data["return"]}
+            return {"result": False, "server": server, "comment": data.get("return")}
+    return {"result": False, "server": server,
+            "comment": f"{server} did not finish within {timeout:.0f} s; the build may still run "
+                       f"(salt-run jobs.lookup_jid {jid})"}
 
 
 def _nodes_file(opts):

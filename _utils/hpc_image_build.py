@@ -28,6 +28,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,6 +273,33 @@ class Build:
             os.rename(tmp, final)
         self.store.record(image, [v for v in self.store.versions(image) if v != version] + [version])
         self.log(f"{image}: version {version} is the newest")
+
+
+PROGRESS_TAG = "hpc/diskless/build/{image}/progress"  # the boot server's build lines, to the master
+
+
+class Progress:
+    """A build's output lines to the minion's log at once, and to ``send`` (the master) a batch at
+    a time: mmdebstrap and apt print thousands of lines, one event each would cost more than the
+    build's own network use. A batch goes when ``every`` seconds passed since the last one, and at
+    each phase's first line (``image: phase ...``), so a phase's start is seen at once."""
+
+    def __init__(self, image: str, send: Callable[[list[str]], None], log: Callable[[str], None],
+                 every: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.image, self.send, self.log, self.every, self.clock = image, send, log, every, clock
+        self.lines: list[str] = []
+        self.sent = clock()
+
+    def __call__(self, line: str) -> None:
+        self.log(line)
+        self.lines.append(line)
+        if line.startswith(f"{self.image}: ") or self.clock() - self.sent >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.lines:
+            lines, self.lines, self.sent = self.lines, [], self.clock()
+            self.send(lines)
 
 
 def manifest(version_dir: Path) -> str:

@@ -193,3 +193,32 @@ def test_a_change_to_the_files_the_base_gets_rebuilds_from_the_base(tmp_path):
 def hpc_image_build_image():
     from hpc_schema import Image
     return Image(name="compute", packages=["openssh-server"], modules={"nfs": ["nfs-common"]})
+
+
+def test_a_build_shows_each_phase_as_it_starts_and_loses_no_line(env):
+    """What ``salt-run diskless.build`` shows: the lines reach the master in batches, a new batch
+    at each phase's start (the clock never moves here, so only those), none lost at the end."""
+    batches: list[list[str]] = []
+    progress = build.Progress("compute", batches.append, env.log.append, every=1.0, clock=lambda: 0.0)
+    plan = env.plan()
+    steps = build.changes(plan, env.store, 3, ())
+    try:
+        build.Build(plan, env.store, env.runner, BASE, env.bodies, log=progress).apply(steps)
+    finally:
+        progress.flush()
+    starts = [b[-1] for b in batches if b[-1].startswith("compute: phase ")]
+    assert [line.split()[2].rstrip(":") for line in starts] == list(hpc_image.PHASES)
+    assert [line for b in batches for line in b] == env.log  # every line, in order, once
+    assert batches[-1][-1] == f"compute: version {plan.version} is the newest"
+
+
+def test_progress_goes_a_seconds_worth_at_a_time():
+    now = [0.0]
+    batches: list[list[str]] = []
+    progress = build.Progress("compute", batches.append, lambda line: None, every=1.0, clock=lambda: now[0])
+    for i in range(10):
+        now[0] = i * 0.25
+        progress(f"line {i}")
+    assert [len(b) for b in batches] == [5, 4]  # at 1.0 s (lines 0-4) and at 2.0 s (5-8)
+    progress.flush()
+    assert [len(b) for b in batches] == [5, 4, 1]
