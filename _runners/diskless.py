@@ -50,6 +50,7 @@ def _boot_server():
 REJECTED = "hpc/security/rejected"
 # A boot storm's keys: gathered for this long (quiet gap, cap) into one ping of the old holders.
 KEYS_QUIET, KEYS_CAP = 0.5, 3.0
+SEP = "\0"  # between an id and its key in a batch item
 # How long the holder of a node's old key has to answer test.ping before its key is replaced.
 OLD_KEY_PING = 5
 _ALLOWED: dict = {}  # {(boot server, its pillar's cache time): frozenset of "<name> <mac>"}
@@ -91,12 +92,6 @@ def _key_store():
     return salt.key.get_key(__opts__)
 
 
-def _stored_pub(keys, state, minion):
-    """The key Salt holds for ``minion`` in ``state`` ("minions_pre" or "minions_denied")."""
-    held = keys.key_str(minion).get(state, {}).get(minion)
-    return held if isinstance(held, list) else [held] if held else []
-
-
 def auth(tag, data, quiet=KEYS_QUIET, cap=KEYS_CAP, ping=OLD_KEY_PING):
     """
     Salt's ``salt/auth`` event (the master has ``auth_events_autosign_grains: [pend, denied]``):
@@ -122,21 +117,36 @@ def auth(tag, data, quiet=KEYS_QUIET, cap=KEYS_CAP, ping=OLD_KEY_PING):
             log.warning("hpc: key of %s left %s: %s", minion, "pending" if act == "pend" else "denied", verdict.reason)
             _fire(REJECTED, {"tag": tag, "claimed": minion, "reason": verdict.reason, "sender": None})
         return {"acted": False, "minion": minion, "reason": verdict.reason}
-    state = "minions_pre" if act == "pend" else "minions_denied"
-    with _key_store() as keys:
-        if pub not in _stored_pub(keys, state, minion):
-            return {"acted": False, "minion": minion, "reason": f"not the key Salt holds in {state}"}
-        if act == "pend":
-            keys.accept(match_dict={"minions_pre": [minion]})
-            if minion not in keys.list_keys()["minions"]:  # Salt refuses an invalid key and logs why
-                return {"acted": False, "minion": minion, "accepted": False, "reason": "Salt did not accept the key"}
-            log.warning("hpc: accepted the key of %s: %s", minion, verdict.reason)
-            return {"acted": True, "minion": minion, "accepted": True, "reason": verdict.reason}
-    batch = hpc_batch.gather(("diskless-keys",), minion, float(quiet), float(cap))
+    # A boot storm's keys are handled a batch at a time: Salt's key store lists every key at each
+    # accept or delete, so one call per node would cost O(nodes) each, O(nodes^2) in all.
+    batch = hpc_batch.gather(("diskless-keys", act), f"{minion}{SEP}{pub}", float(quiet), float(cap))
     if batch is None:
         return {"acted": False, "minion": minion, "batched": True}
+    claims = [item.split(SEP, 1) for item in batch]
     with _key_store() as keys:
-        return _replace(keys, batch, ping)
+        held = [m for m, key in claims if _holds(keys, act, m, key)]
+        forged = sorted({m for m, _ in claims} - set(held))
+        for other in forged:
+            log.warning("hpc: salt/auth for %s names a key Salt does not hold as %s: ignored", other, act)
+        if not held:
+            return {"acted": False, "ignored": forged, "reason": "not the key Salt holds"}
+        if act == "denied":
+            return {**_replace(keys, held, ping), "ignored": forged}
+        states = keys.accept(match_dict={"minions_pre": held})  # Salt refuses an invalid key and logs why
+        accepted = sorted(set(states.get("minions", [])) & set(held))
+        if accepted:
+            log.warning("hpc: accepted the keys of registered diskless nodes %s", ",".join(accepted))
+        return {"acted": bool(accepted), "accepted": accepted, "refused": sorted(set(held) - set(accepted)),
+                "ignored": forged}
+
+
+def _holds(keys, act, minion, pub):
+    """Whether ``pub`` is the key Salt holds for ``minion`` as pending (``pend``) or among its
+    denied ones (``denied``): one read of that id's entry, not a listing of every key."""
+    if act == "pend":
+        entry = keys.cache.fetch("keys", minion) or {}
+        return entry.get("state") == "pending" and entry.get("pub") == pub
+    return pub in (keys.cache.fetch("denied_keys", minion) or [])
 
 
 def _replace(keys, minions, ping):

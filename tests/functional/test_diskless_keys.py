@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import threading
 
 import pytest
 import salt.cache
@@ -86,11 +87,32 @@ def _state(master, minion):
     return sorted(state for state, ids in listed.items() if minion in ids)
 
 
+def _auth(master, data):
+    return master["runner"].auth("salt/auth", data, quiet=0.01, cap=0.1)
+
+
 def test_a_registered_nodes_new_key_is_accepted(master):
     _submit(master, "labcn1", NEW, "pending")
-    out = master["runner"].auth("salt/auth", _event("pend", "labcn1", NEW))
-    assert out["accepted"] is True, out
+    out = _auth(master, _event("pend", "labcn1", NEW))
+    assert out["accepted"] == ["labcn1"], out
     assert _state(master, "labcn1") == ["minions"]
+
+
+def test_a_boot_storms_keys_are_accepted_together(master):
+    """Two nodes' keys within the gathering window: one batch accepts both."""
+    _submit(master, "labcn1", NEW, "pending")
+    _submit(master, "labcn2", OTHER, "pending")
+    results = []
+    events = [_event("pend", "labcn1", NEW), _event("pend", "labcn2", OTHER, "labcn2 52:54:00:0b:00:42")]
+    threads = [threading.Thread(target=lambda e=e: results.append(
+        master["runner"].auth("salt/auth", e, quiet=0.3, cap=1))) for e in events]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.get("accepted") is not None for r in results) == [False, True], results
+    assert next(r for r in results if "accepted" in r)["accepted"] == ["labcn1", "labcn2"]
+    assert _state(master, "labcn1") == _state(master, "labcn2") == ["minions"]
 
 
 @pytest.mark.parametrize(("minion", "boot", "why"), [
@@ -100,7 +122,7 @@ def test_a_registered_nodes_new_key_is_accepted(master):
 ])
 def test_a_key_that_claims_a_diskless_identity_it_has_not_stays_pending_and_is_recorded(master, minion, boot, why):
     _submit(master, minion, NEW, "pending")
-    out = master["runner"].auth("salt/auth", _event("pend", minion, NEW, boot))
+    out = _auth(master, _event("pend", minion, NEW, boot))
     assert out["acted"] is False and why in out["reason"], out
     assert _state(master, minion) == ["minions_pre"]
     assert [tag for tag, _ in master["fired"]] == ["hpc/security/rejected"]
@@ -108,25 +130,25 @@ def test_a_key_that_claims_a_diskless_identity_it_has_not_stays_pending_and_is_r
 
 def test_a_key_that_claims_nothing_is_the_admins_business(master):
     _submit(master, "labfe1", NEW, "pending")
-    out = master["runner"].auth("salt/auth", _event("pend", "labfe1", NEW, boot=None))
+    out = _auth(master, _event("pend", "labfe1", NEW, boot=None))
     assert out["acted"] is False and _state(master, "labfe1") == ["minions_pre"] and master["fired"] == []
 
 
 def test_only_the_key_salt_holds_is_acted_on(master):
     """A forged event naming a key nobody submitted accepts nothing."""
     _submit(master, "labcn1", NEW, "pending")
-    out = master["runner"].auth("salt/auth", _event("pend", "labcn1", OTHER))
+    out = _auth(master, _event("pend", "labcn1", OTHER))
     assert out["acted"] is False and _state(master, "labcn1") == ["minions_pre"]
 
 
 def test_a_node_that_booted_again_gets_its_new_key_once_the_old_one_is_silent(master):
     _submit(master, "labcn1", OLD, "accepted")
     _submit(master, "labcn1", NEW, "denied")
-    out = master["runner"].auth("salt/auth", _event("denied", "labcn1", NEW), quiet=0.01, cap=0.1)
+    out = _auth(master, _event("denied", "labcn1", NEW))
     assert out["replaced"] == ["labcn1"] and master["pinged"] == [["labcn1"]], out
     assert _state(master, "labcn1") == []  # its next authentication pends, and is accepted:
     _submit(master, "labcn1", NEW, "pending")
-    assert master["runner"].auth("salt/auth", _event("pend", "labcn1", NEW))["accepted"] is True
+    assert _auth(master, _event("pend", "labcn1", NEW))["accepted"] == ["labcn1"]
     assert master["keys"].key_str("labcn1")["minions"]["labcn1"] == NEW
 
 
@@ -134,7 +156,7 @@ def test_a_running_nodes_key_is_never_taken_over(master):
     _submit(master, "labcn1", OLD, "accepted")
     _submit(master, "labcn1", NEW, "denied")
     master["alive"].add("labcn1")
-    out = master["runner"].auth("salt/auth", _event("denied", "labcn1", NEW), quiet=0.01, cap=0.1)
+    out = _auth(master, _event("denied", "labcn1", NEW))
     assert out["replaced"] == [] and out["kept"] == ["labcn1"], out
     assert master["keys"].key_str("labcn1")["minions"]["labcn1"] == OLD
     assert [tag for tag, _ in master["fired"]] == ["hpc/security/rejected"]
