@@ -36,9 +36,9 @@ def __virtual__():
     return __virtualname__
 
 
-def _boot_server():
+def _boot_server(cache=None):
     """``diskless.server`` as the master's minion data cache has it."""
-    cache = salt.cache.factory(__opts__)
+    cache = cache or salt.cache.factory(__opts__)
     for minion in sorted(cache.list("pillar")):
         pillar = cache.fetch("pillar", minion) or {}
         server = (pillar.get("diskless") or {}).get("server") if isinstance(pillar, dict) else None
@@ -53,21 +53,24 @@ KEYS_QUIET, KEYS_CAP = 0.5, 3.0
 SEP = "\0"  # between an id and its key in a batch item
 # How long the holder of a node's old key has to answer test.ping before its key is replaced.
 OLD_KEY_PING = 5
-_ALLOWED: dict = {}  # {(boot server, its pillar's cache time): frozenset of "<name> <mac>"}
-_ALLOWED_LOCK = threading.Lock()
+# For the life of the reactor's runner: Salt's cache object (making one loads its driver, ~0.1 s),
+# the boot server and its pillar's cache time, and the registered pairs read from that pillar.
+_MEMO: dict = {}
+_MEMO_LOCK = threading.Lock()
 
 
 def _allowed():
     """The registered diskless nodes' "<name> <boot MAC>" pairs, from the master's copy of the
-    boot server's pillar; computed once per pillar refresh, not once per key (a boot storm of a
-    thousand nodes reads the inventory once)."""
-    server = _boot_server()
-    if server is None:
-        return frozenset()
-    cache = salt.cache.factory(__opts__)
-    stamp = (server, cache.updated("pillar", server))
-    with _ALLOWED_LOCK:
-        if stamp not in _ALLOWED:
+    boot server's pillar: read again only when that pillar was refreshed (one stat per key), so a
+    boot storm of a thousand nodes reads the inventory once, not once per key."""
+    with _MEMO_LOCK:
+        cache = _MEMO.setdefault("cache", salt.cache.factory(__opts__))
+        server = _MEMO.get("server")
+        if server is not None and cache.updated("pillar", server) == _MEMO["stamp"]:
+            return _MEMO["values"]
+        server = _boot_server(cache)
+        values = frozenset()
+        if server is not None:
             pillar = cache.fetch("pillar", server) or {}
             try:
                 sections = hpc_pillar.load(pillar)
@@ -77,10 +80,8 @@ def _allowed():
                 values = frozenset(hpc_register.autosign_values(inventory, hpc_diskless.BOOT_NETWORK, nodes))
             except Exception as err:  # noqa: BLE001 - an invalid pillar signs nothing
                 log.warning("hpc: no diskless key is accepted: the boot server's pillar does not load: %s", err)
-                values = frozenset()
-            _ALLOWED.clear()
-            _ALLOWED[stamp] = values
-        return _ALLOWED[stamp]
+        _MEMO.update(server=server, stamp=cache.updated("pillar", server) if server else None, values=values)
+        return values
 
 
 def _fire(tag, data):

@@ -61,7 +61,7 @@ def master(tmp_path, monkeypatch):
 
     monkeypatch.setattr(runner.salt.client, "LocalClient", Client)
     monkeypatch.setattr(salt.key.Key, "check_minion_cache", lambda self, preserve_minions=None: None)
-    runner._ALLOWED.clear()
+    runner._MEMO.clear()
     with salt.key.get_key(opts) as keys:
         yield {"runner": runner, "keys": keys, "fired": fired, "pinged": pinged, "alive": alive}
 
