@@ -67,9 +67,11 @@ def open_session(lab: Lab, name: str, ticks: int, every: float = 0.2, source: st
                  vip: str = VIP) -> str:
     """Start an SSH session through the VIP that prints a counter ``ticks`` times, ``every`` seconds
     apart, in the background on the client; its output (then ``rc=N``) goes to a file whose path
-    is returned. A session that breaks ends early, or with ssh's error and a non-zero rc."""
+    is returned. A session that breaks ends early, or with ssh's error and a non-zero rc. It also
+    ends, cleanly (rc=0), at the first tick after ``end_session`` on the frontend it runs on."""
     out = f"/tmp/{lab.prefix}-session-{name}.out"
-    remote = f"i=0; while [ $i -lt {ticks} ]; do i=$((i+1)); echo $i; sleep {every}; done"
+    stop = _stop_file(lab, name)
+    remote = f"i=0; while [ $i -lt {ticks} ] && [ ! -e {stop} ]; do i=$((i+1)); echo $i; sleep {every}; done"
     argv = " ".join(f"'{a}'" for a in ssh_argv(source, remote, vip=vip))
     rc, _, err = lab.exec(CLIENT, ["sh", "-c", f"({argv}; echo rc=$?) > {out} 2>&1 &"])
     assert rc == 0, err
@@ -78,3 +80,13 @@ def open_session(lab: Lab, name: str, ticks: int, every: float = 0.2, source: st
 
 def session_result(lab: Lab, out: str) -> list[str]:
     return lab.exec(CLIENT, ["cat", out])[1].splitlines()
+
+
+def _stop_file(lab: Lab, name: str) -> str:
+    return f"/tmp/{lab.prefix}-session-{name}.stop"
+
+
+def end_session(lab: Lab, name: str, host: str) -> None:
+    """Have session ``name``, open on frontend ``host``, end at its next tick (as a user logs out)."""
+    rc, _, err = lab.exec(host, ["touch", _stop_file(lab, name)])
+    assert rc == 0, err
