@@ -45,9 +45,11 @@ _CLIENT: dict = {}  # one LocalClient per reactor process: making one costs ~0.1
 _CLIENT_LOCK = threading.Lock()
 # The last state each director reported for each real server ({address: {director: "up"|"down"}}),
 # for the life of the reactor process: a director whose last word already matches a report is not
-# silent (it said so earlier, outside the window). Lost on a master restart: then the master asks
-# once too often, which is the safe side.
+# silent (it said so earlier, outside the window); one that never reported a server holds it up.
+# Lost on a master restart: a director left at down is then not asked on an up claim, and its own
+# probes bring the server back (rise); a down claim asks it, the safe side.
 _LAST_SEEN: dict[str, dict[str, str]] = {}
+RECHECKED = "rechecked"  # asked to re-probe, verdict unknown here: the next claim either way asks it again
 _LAST_SEEN_LOCK = threading.Lock()
 # One hpc_lvs_load.Reweigher per load policy (a pillar edit starts a new memory), for the life
 # of the reactor process.
@@ -239,15 +241,32 @@ def lvs_health(tag, data, window=AGREE_WINDOW):
         server, reporter = item.split(" ", 1)
         reported.setdefault(server, []).append(reporter)
     asked: dict[tuple[str, ...], list[str]] = {}
+    withdrawn = []
     with _LAST_SEEN_LOCK:
-        for server in reported:
-            silent = tuple(d for d in directors if _LAST_SEEN.get(server, {}).get(d) != state)
+        for server, by in reported.items():
+            last = _LAST_SEEN.get(server, {})
+            # A director that said the opposite since (its probes flapped, e.g. a TCG director
+            # starved of CPU timing out) withdrew its claim: no director is asked on its word.
+            if all(last.get(r) != state for r in by):
+                withdrawn.append(server)
+                continue
+            # A director that never reported this server holds it up: every table starts with
+            # the pillar's weights, and a director reports transitions only.
+            silent = tuple(d for d in directors if last.get(d, "up") != state)
             if silent:
                 asked.setdefault(silent, []).append(server)
     reporters = sorted({r for rs in reported.values() for r in rs})
+    if withdrawn:
+        log.info("hpc: %s of %s: withdrawn by %s within %.0f s (it flapped): nobody asked", state,
+                 ",".join(sorted(withdrawn)), ",".join(reporters), float(window))
     if not asked:
-        log.info("hpc: %s: every director says so (%s reported it now)", tag, ",".join(reporters))
-        return {"acted": False, "reporters": reporters, "reason": "every director says so"}
+        reason = "every director says so" if not withdrawn else "withdrawn by its reporter"
+        log.info("hpc: %s: %s (%s reported it now)", tag, reason, ",".join(reporters))
+        return {"acted": False, "reporters": reporters, "reason": reason, "withdrawn": sorted(withdrawn)}
+    with _LAST_SEEN_LOCK:  # its verdict comes back in a job's return, not a report: unknown
+        for silent, servers in asked.items():
+            for server in servers:
+                _LAST_SEEN.setdefault(server, {}).update(dict.fromkeys(silent, RECHECKED))
     jids = {}
     for silent, servers in sorted(asked.items()):
         jids[",".join(silent)] = jid = _publish(list(silent), "ipvs.recheck", tgt_type="list",
@@ -255,7 +274,8 @@ def lvs_health(tag, data, window=AGREE_WINDOW):
         log.warning("hpc: %s of %s reported by %s only: ipvs.recheck on %s (job %s)", state, ",".join(servers),
                     ",".join(sorted({r for s in servers for r in reported[s]})), ",".join(silent), jid)
     return {"acted": True, "reporters": reporters, "rechecked": sorted({d for s in asked for d in s}),
-            "addresses": sorted(s for servers in asked.values() for s in servers), "jids": jids}
+            "addresses": sorted(s for servers in asked.values() for s in servers), "jids": jids,
+            "withdrawn": sorted(withdrawn)}
 
 
 def _reweigher(policy):

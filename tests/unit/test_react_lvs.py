@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import threading
+import time
 
 import pytest
 from testlib import ROOT
@@ -92,6 +93,32 @@ def test_a_director_cut_off_from_every_server_costs_one_job(master):
         (["lablvs2"], "ipvs.recheck", {"tgt_type": "list", "kwarg": {"addresses": addresses}})]
     acted = [r for r in results.values() if r["acted"]]
     assert len(acted) == 1 and acted[0]["addresses"] == addresses
+
+
+def test_a_report_its_director_withdrew_within_the_window_costs_no_job(master):
+    """lablvs1 says labfe2 is down, then up again 2 s later (a TCG director starved of CPU saw its
+    probes time out): when the down batch closes, lablvs1's last word is up; nobody is asked on
+    the down claim, and the up claim is every director's (lablvs2 never said otherwise)."""
+    results = {}
+
+    def down():
+        results["down"] = react.lvs_health(TAG, {"signer": "lablvs1"}, window=0.3)
+
+    thread = threading.Thread(target=down)
+    thread.start()
+    time.sleep(0.1)
+    results["up"] = react.lvs_health("hpc/lvs/health/10.12.0.22/up", {"signer": "lablvs1"}, window=0.05)
+    thread.join()
+    assert master["published"] == [], master["published"]
+    assert results["down"]["reason"] == "withdrawn by its reporter" and results["down"]["withdrawn"] == ["10.12.0.22"]
+
+
+def test_a_director_asked_to_recheck_is_asked_again_when_the_server_comes_back(master):
+    """lablvs2's probes are off: asked to re-probe labfe2's death, its table says down; when
+    lablvs1 reports labfe2 back, lablvs2 (whose verdict the master never heard) is asked again."""
+    react.lvs_health(TAG, {"signer": "lablvs1"}, window=0.05)
+    react.lvs_health("hpc/lvs/health/10.12.0.22/up", {"signer": "lablvs1"}, window=0.05)
+    assert [p[0] for p in master["published"]] == [["lablvs2"], ["lablvs2"]]
 
 
 def test_a_report_from_a_minion_that_is_no_director_is_refused_and_recorded(master):
