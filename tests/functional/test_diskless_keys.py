@@ -30,6 +30,14 @@ def _pub() -> str:
 OLD, NEW, OTHER = _pub(), _pub(), _pub()
 
 
+class NullBus:
+    def fire_event(self, data, tag):
+        return True
+
+    def destroy(self):
+        pass
+
+
 @pytest.fixture
 def master(tmp_path, monkeypatch):
     (tmp_path / "master").write_text(f"root_dir: {tmp_path}\n")
@@ -61,6 +69,8 @@ def master(tmp_path, monkeypatch):
 
     monkeypatch.setattr(runner.salt.client, "LocalClient", Client)
     monkeypatch.setattr(salt.key.Key, "check_minion_cache", lambda self, preserve_minions=None: None)
+    # No master runs here: Salt's key events (and the bus it would open for each) go nowhere.
+    monkeypatch.setattr(salt.key.Key, "event", NullBus())
     runner._MEMO.clear()
     with salt.key.get_key(opts) as keys:
         yield {"runner": runner, "keys": keys, "fired": fired, "pinged": pinged, "alive": alive}
