@@ -116,11 +116,11 @@ test-functional: venv
 	$(NO_FACTORIES) $(PY) -m pytest -q tests/functional
 
 test-integration: venv
-	tools/private-etc $(PY) -m pytest -q tests/integration
+	tools/private-etc $(PY) -m pytest -q --durations=25 tests/integration
 
 test: deps venv lint
 	$(NO_FACTORIES) $(PY) -m pytest -q tests/unit tests/functional
-	tools/private-etc $(PY) -m pytest -q tests/integration
+	tools/private-etc $(PY) -m pytest -q --durations=25 tests/integration
 
 install-hook:
 	tools/install-hook $(REPO) $(PILLAR_SUBDIR)
