@@ -22,8 +22,6 @@ Everything lives under a temporary directory, removed at the end.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import logging
 import sys
 import tempfile
 import time
@@ -33,7 +31,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "_utils"), str(ROOT / "bench")]
+sys.path[:0] = [str(ROOT / "_utils"), str(ROOT / "bench"), str(ROOT / "tests")]
 
 import salt.cache  # noqa: E402
 import salt.config  # noqa: E402
@@ -41,6 +39,7 @@ import salt.key  # noqa: E402
 from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 from scale import grow_pillar  # noqa: E402
+from testlib import load_runner  # noqa: E402
 
 import hpc_pillar  # noqa: E402
 import hpc_register  # noqa: E402
@@ -61,12 +60,7 @@ def _pillar(directory: Path) -> dict:
 
 
 def _runner(opts: dict):
-    spec = importlib.util.spec_from_file_location("diskless_runner", ROOT / "_runners" / "diskless.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.__opts__ = opts
-    module.log = logging.getLogger("bench_keys")
-    module.log.propagate = False
+    module = load_runner("diskless", opts)
     module._fire = lambda tag, data: None
     return module
 

@@ -14,6 +14,21 @@ for sub in ("_utils", "lab"):
         sys.path.insert(0, str(ROOT / sub))
 
 
+def load_runner(name: str, opts: dict | None = None):
+    """``_runners/<name>.py`` as a module of its own (not through Salt's loader), with
+    ``__opts__`` set and its log kept out of Salt's deferred handler (closed streams at exit)."""
+    import importlib.util
+    import logging
+
+    spec = importlib.util.spec_from_file_location(f"{name}_runner", ROOT / "_runners" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.__opts__ = opts or {}
+    module.log = logging.getLogger(f"test_{name}_runner")
+    module.log.propagate = False
+    return module
+
+
 def example_pillar() -> dict:
     """The merged example pillar (pillar/*.sls are plain YAML, assigned to every host)."""
     data: dict = {}

@@ -6,8 +6,6 @@ when the old key's holder does not answer; anything else is left as Salt put it.
 
 from __future__ import annotations
 
-import importlib.util
-import logging
 import threading
 
 import pytest
@@ -16,7 +14,7 @@ import salt.config
 import salt.key
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from testlib import ROOT, example_pillar
+from testlib import example_pillar, load_runner
 
 CN1 = "labcn1 52:54:00:0b:00:41"  # the example inventory's labcn1 and its admin MAC
 
@@ -43,12 +41,7 @@ def master(tmp_path, monkeypatch):
     (tmp_path / "master").write_text(f"root_dir: {tmp_path}\n")
     opts = salt.config.master_config(str(tmp_path / "master"))
     salt.cache.factory(opts).store("pillar", "labboot1", example_pillar())
-    spec = importlib.util.spec_from_file_location("diskless_runner", ROOT / "_runners" / "diskless.py")
-    runner = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(runner)
-    runner.__opts__ = opts
-    runner.log = logging.getLogger("test_diskless_keys")
-    runner.log.propagate = False
+    runner = load_runner("diskless", opts)
     fired, pinged = [], []
     monkeypatch.setattr(runner, "_fire", lambda tag, data: fired.append((tag, data)))
     alive: set[str] = set()

@@ -4,12 +4,12 @@ git repository: the inventory file gains the nodes (its comments kept) and one c
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 from pathlib import Path
 
 import yaml
+from testlib import load_runner
 
 import hpc_register
 
@@ -17,11 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _runner(opts):
-    spec = importlib.util.spec_from_file_location("diskless_runner", ROOT / "_runners" / "diskless.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.__opts__ = opts
-    return module
+    return load_runner("diskless", opts)
 
 
 def _git(repo: Path, *args: str) -> str:

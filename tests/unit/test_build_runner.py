@@ -4,17 +4,13 @@ or its failure."""
 
 from __future__ import annotations
 
-import importlib.util
-
-from testlib import ROOT
+from testlib import load_runner
 
 TAG = "hpc/diskless/build/compute/progress"
 
 
 def _runner(shown):
-    spec = importlib.util.spec_from_file_location("diskless_runner", ROOT / "_runners" / "diskless.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_runner("diskless")
     module._progress = shown.append
     return module
 
