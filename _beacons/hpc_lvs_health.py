@@ -12,7 +12,8 @@ overrides record, never more than half a pool out. Then it fires
 director re-probe the claim and apply its own verdict (``ipvs.recheck``).
 
 A director that loses every real server at once (two or more addresses, all failing) blames
-itself, not them: its own link or route is the likely fault (the lab's failover tests cut it).
+itself, not them: its own link or route is the likely fault. (All its servers, whichever network
+they are on: a cut of one of two networks is not caught yet.)
 It takes none of them out and reports none; each such server stays one failure from going down
 once another server answers again. The other director, whose view is intact, still reports a
 pool that really died.
