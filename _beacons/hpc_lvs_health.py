@@ -112,7 +112,8 @@ class Prober(threading.Thread):
                 self.failing = not result.ok
                 change = self.tracker.observe(self.address, result.ok)
                 if change == "down" and self.supervisor.blind(self.address):
-                    change = self._hold(result)
+                    self._hold(result)
+                    change = None
                 elif result.ok:
                     self.held = False
                 if change and not self.stopped.is_set():

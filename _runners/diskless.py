@@ -25,7 +25,7 @@ import salt.client
 import salt.key
 import salt.utils.event
 
-from hpc_synced import hpc_batch, hpc_diskless, hpc_image_build, hpc_pillar, hpc_register, hpc_types
+from hpc_synced import hpc_batch, hpc_diskless, hpc_image_build, hpc_pillar, hpc_register, hpc_signed, hpc_types
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,6 @@ def _boot_server(cache=None):
     return None
 
 
-REJECTED = "hpc/security/rejected"
 # A boot storm's keys: gathered for this long (quiet gap, cap) into one ping of the old holders.
 KEYS_QUIET, KEYS_CAP = 0.5, 3.0
 SEP = "\0"  # between an id and its key in a batch item
@@ -116,7 +115,7 @@ def auth(tag, data, quiet=KEYS_QUIET, cap=KEYS_CAP, ping=OLD_KEY_PING):
     if not verdict.ok:
         if verdict.ours:
             log.warning("hpc: key of %s left %s: %s", minion, "pending" if act == "pend" else "denied", verdict.reason)
-            _fire(REJECTED, {"tag": tag, "claimed": minion, "reason": verdict.reason, "sender": None})
+            _fire(hpc_signed.REJECTED, {"tag": tag, "claimed": minion, "reason": verdict.reason, "sender": None})
         return {"acted": False, "minion": minion, "reason": verdict.reason}
     # A boot storm's keys are handled a batch at a time: Salt's key store lists every key at each
     # accept or delete, so one call per node would cost O(nodes) each, O(nodes^2) in all.
@@ -158,7 +157,7 @@ def _replace(keys, minions, ping):
     replaced = [m for m in minions if m not in alive]
     for minion in sorted(alive):
         log.warning("hpc: %s booted with a new key while its old key still answers: old key kept", minion)
-        _fire(REJECTED, {"tag": "salt/auth", "claimed": minion, "sender": None,
+        _fire(hpc_signed.REJECTED, {"tag": "salt/auth", "claimed": minion, "sender": None,
                          "reason": "a second key for a running diskless node"})
     if replaced:
         keys.delete_key(match_dict={"minions": replaced, "minions_denied": replaced})

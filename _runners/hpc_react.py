@@ -22,7 +22,7 @@ from hpc_synced import hpc_batch, hpc_lvs_load, hpc_signed, hpc_types
 
 log = logging.getLogger(__name__)
 __virtualname__ = "hpc_react"
-REJECTED = "hpc/security/rejected"
+REJECTED = hpc_signed.REJECTED
 # A storm's link-ups gather into one heal job: until HEAL_QUIET seconds pass without another,
 # at most HEAL_CAP seconds (hpc_batch; bench-storm: jobs per event).
 HEAL_QUIET = 0.05

@@ -179,4 +179,3 @@ def diskless_nodes(inventory: Mapping[str, Host], overrides: Sequence[Sequence[s
     (``overrides``: each override's expanded nodes)."""
     named = {n for hosts in overrides for n in hosts}
     return sorted(n for n, h in inventory.items() if h.image is not None or n in named)
-

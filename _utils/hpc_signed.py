@@ -34,6 +34,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 AUTH = "hpc_auth"
+# Where the master records an event or key it refused (the reactions in _runners/ fire it).
+REJECTED = "hpc/security/rejected"
 WINDOW = 30.0  # seconds either side of the master's clock (the cluster runs NTP)
 MINION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # no path out of minions/
 
