@@ -62,10 +62,11 @@ class Change:
 
 def plain(value: Any) -> Any:
     """A model object as plain data: dataclasses as dicts (unset fields left out, or as the
-    object's own ``as_data()`` says), tuples and sets as lists."""
+    object's own ``as_data()`` says, as for a model that is a NamedTuple), tuples and sets as
+    lists."""
+    if hasattr(value, "as_data") and not isinstance(value, type):
+        return value.as_data()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        if hasattr(value, "as_data"):
-            return value.as_data()
         fields = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
         return {name: plain(v) for name, v in fields if v is not None}
     if isinstance(value, dict):

@@ -122,7 +122,7 @@ def weighted(table: Table, overrides: Overrides) -> tuple[Table, list[str]]:
         pool = table.reals_of(svc.key())
         got = effective({r.address: r.weight for r in pool}, set(overrides.dead), set(overrides.drained),
                         overrides.load)
-        reals += [dataclasses.replace(r, weight=got.weights[r.address]) for r in pool if r.address not in gone]
+        reals += [r._replace(weight=got.weights[r.address]) for r in pool if r.address not in gone]
         problems += [f"{svc.key()}: {p}" for p in got.problems()]
     return dataclasses.replace(table, reals=tuple(reals)), problems
 

@@ -106,6 +106,29 @@ def test_the_real_servers_are_read_from_proc_net_ip_vs():
     assert set(conns) == {r.key() for r in reals}
 
 
+def test_an_empty_table_in_proc_net_ip_vs_has_no_real_servers():
+    import hpc_ipvs_kernel
+
+    headers = ("IP Virtual Server version 1.2.1 (size=4096)\nProt LocalAddress:Port Scheduler Flags\n"
+               "  -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n")
+    reals, conns, seen = hpc_ipvs_kernel.parse_proc(headers)
+    assert (reals, dict(conns), seen) == ([], {}, set())
+    reals, conns, seen = hpc_ipvs_kernel.parse_proc(headers + "TCP  0A0C000A:0016 wlc persistent 600 FFFFFFFF\n")
+    assert (reals, dict(conns), seen) == ([], {}, {"tcp 10.12.0.10:22"})
+
+
+def test_an_ipv6_real_server_of_an_ipv4_service_is_left_out():
+    """An IPv4 service can tunnel to an IPv6 real server (kernel >= 3.18); not modelled."""
+    import hpc_ipvs_kernel
+
+    text = ("TCP  0A0C000B:0050 rr\n"
+            "  -> [2001:0db8:0000:0000:0000:0000:0000:0002]:0050      Tunnel  1      0          0\n"
+            "  -> 0A0C0017:0050      Tunnel  3      1          2\n")
+    reals, conns, seen = hpc_ipvs_kernel.parse_proc(text)
+    assert [r.text() for r in reals] == ["-a -t 10.12.0.11:80 -r 10.12.0.23:80 -i -w 3"]
+    assert dict(conns) == {"tcp 10.12.0.11:80 -> 10.12.0.23:80": hpc_ipvs.Conns(1, 2)}
+
+
 def test_the_kernel_modules_a_table_needs():
     table = hpc_ipvs.parse_rules("-A -t 10.12.0.10:22 -s wlc\n-A -u 10.12.0.10:53 -s rr\n-A -t 10.12.0.11:22 -s wlc")
     assert hpc_ipvs.kernel_modules(table) == ["ip_vs", "ip_vs_wlc", "ip_vs_rr"]
