@@ -12,14 +12,21 @@ with the same name in /etc/kestrel"); a new name there is added.
 
 Each phase is cached under a key: the hash of the previous phase's key and of everything the phase
 reads (suite, mirror and packages for ``base``; its scripts' names and contents; the packages for
-``packages``). A change reaches only its own phase and those after it: a configure-only change
-rebuilds ``configure`` alone. The last phase's key names the version: ``<image>-<12 hex digits>``.
+``packages``; the builder's variables its scripts name, below). A change reaches only its own phase
+and those after it: a configure-only change rebuilds ``configure`` alone. The last phase's key
+names the version: ``<image>-<12 hex digits>``.
+
+The builder tells the scripts what they need from outside the image in ``HPCNET_*`` variables
+(the master's address and key fingerprint, Salt's version). A phase's key holds the ones its
+scripts' text names, and only those: another master is a configure-only change, not a rebuild of
+the Salt install. A script must name a variable it depends on (not leave it to a program it runs).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +40,7 @@ class Script:
     name: str
     sha256: str
     origin: str  # "builtin" or "site"
+    reads: tuple[str, ...] = ()  # the builder's variables (HPCNET_*) its text names
 
 
 @dataclass(frozen=True)
@@ -60,11 +68,18 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+_VARIABLE = re.compile(rb"HPCNET_[A-Z0-9_]+")
+
+
 def scripts(phase: str, builtin: Mapping[str, bytes], site: Mapping[str, bytes]) -> list[Script]:
     """The phase's scripts in run order (by name): the site's replace built-ins of the same name."""
-    merged = {name: Script(phase, name, sha256(body), "builtin") for name, body in builtin.items()}
-    merged |= {name: Script(phase, name, sha256(body), "site") for name, body in site.items()}
+    merged = {name: Script(phase, name, sha256(body), "builtin", _reads(body)) for name, body in builtin.items()}
+    merged |= {name: Script(phase, name, sha256(body), "site", _reads(body)) for name, body in site.items()}
     return [merged[name] for name in sorted(merged)]
+
+
+def _reads(body: bytes) -> tuple[str, ...]:
+    return tuple(sorted({name.decode() for name in _VARIABLE.findall(body)}))
 
 
 def _key(previous: str, phase: str, inputs: object) -> str:
@@ -77,8 +92,8 @@ def plan(image: str, base_inputs: Mapping[str, object], packages: Mapping[str, S
          env: Mapping[str, str] | None = None) -> BuildPlan:
     """The build of ``image``: ``base_inputs`` (suite, mirror, variant...), ``packages`` per
     module, each phase's scripts (``scripts()``), the cache keys present, and ``env``: what the
-    scripts see (the Salt master's address, Salt's version...), part of every script phase's key:
-    a script's output depends on it as much as on its own text."""
+    scripts see (the Salt master's address, Salt's version...). A phase's key holds the part of
+    ``env`` its scripts name: a script's output depends on it as much as on its own text."""
     cached = set(cached)
     phases, key = [], ""
     for name in PHASES:
@@ -87,7 +102,8 @@ def plan(image: str, base_inputs: Mapping[str, object], packages: Mapping[str, S
         if name == "base":
             inputs["base"] = dict(base_inputs)
         else:
-            inputs["env"] = dict(sorted((env or {}).items()))
+            named = {variable for script in own for variable in script.reads}
+            inputs["env"] = {k: v for k, v in sorted((env or {}).items()) if k in named}
         if name == "packages":
             inputs["packages"] = {module: sorted(set(names)) for module, names in sorted(packages.items())}
         key = _key(key, name, inputs)

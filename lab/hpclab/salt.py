@@ -2,8 +2,11 @@
 
 Configs come from the checkout's templates (``etc/master.in``, ``etc/minion.in``, the
 placeholders of ``tools/configure``) with the lab's changes: every ``root_dir`` is inside the
-run dir (``<run>/salt/<id>``), the master listens on its lab admin address only, new minion
-keys are accepted (``auto_accept``: a throwaway lab, never production).
+run dir (``<run>/salt/<id>``), the master listens on its lab admin address only. Each lab
+minion's key pair is made here and its public key put among the master's accepted ones, as an
+installer does on a real site; the master accepts no other key by itself (no ``auto_accept``), so
+what a machine that is not a lab host gets (a diskless node booting, a stranger) is what the
+product's ``salt/auth`` reactor gives it.
 
 The config files are written *before* the lab hosts start: a lab host sees ``/`` through an
 overlay, and files added to a lower layer under a live overlay are not reliably visible.
@@ -63,7 +66,6 @@ def master_config(run: Run, interface: str, pillar: Path | None = None) -> dict:
     conf["interface"] = interface
     conf["file_roots"]["base"].insert(0, str(overrides_dir(run)))
     conf["pillar_roots"]["base"].insert(0, str(pillar_overrides_dir(run)))
-    conf["auto_accept"] = True  # lab only: every minion of the run is ours
     conf["gather_job_timeout"] = 5
     # The CLI's default -t: a minion in a TCG VM takes ~8 s to answer test.ping and ~90 s for a
     # highstate, and the find_job check after -t cannot help it (it answers that no faster than
@@ -114,6 +116,22 @@ def write_configs(
         cdir.mkdir(parents=True, exist_ok=True)
         conf = minion_config(run, ident, master_ip, vm=ident in vms)
         (cdir / "minion").write_text(yaml.safe_dump(conf, sort_keys=False))
+        _preseed_key(run, ident)
+
+
+def _preseed_key(run: Run, ident: str) -> None:
+    """The minion's key pair in its pki dir, its public key accepted by the master."""
+    import salt.crypt  # the venv's Salt; imported here, as the lab's other commands do not need it
+
+    private, public = salt.crypt.gen_keys(2048)
+    pki = config_dir(run, ident) / "pki" / "minion"  # root_dir + the template's pki_dir
+    pki.mkdir(parents=True, exist_ok=True)
+    (pki / "minion.pem").write_text(private)
+    (pki / "minion.pem").chmod(0o400)
+    (pki / "minion.pub").write_text(public)
+    accepted = config_dir(run, "master") / "pki" / "master" / "minions"
+    accepted.mkdir(parents=True, exist_ok=True)
+    (accepted / ident).write_text(public)
 
 
 def etc_link_argv(run: Run, ident: str, kind: str = "minion") -> list[str]:

@@ -513,6 +513,39 @@ def start_vm(
     return Vm(name, hostname or name, vmdir, proc.pid, start, list(nics), proc)
 
 
+def _pxe_argv(vmdir: Path, nic: Nic, memory_mb: int) -> list[str]:
+    """A diskless machine: no disk, no kernel of ours, no shared directory, no agent. SeaBIOS runs
+    the NIC's option ROM, which for QEMU's virtio-net is iPXE (Debian's ipxe-qemu): it asks DHCP
+    and boots what the boot server says, as a real node's firmware does."""
+    return [
+        QEMU, "-machine", "q35", "-accel", f"tcg,tb-size={TB_MB}", "-cpu", "max", "-smp", "1", "-m", f"{memory_mb}M",
+        "-display", "none", "-monitor", "none", "-nodefaults", "-boot", "order=n",
+        "-serial", f"file:{vmdir / 'console.log'}", "-pidfile", str(vmdir / "qemu.pid"),
+        "-device", "virtio-rng-pci",
+        "-netdev", f"tap,id=n0,ifname={nic.tap},script=no,downscript=no",
+        "-device", f"virtio-net-pci,netdev=n0,mac={nic.mac}",
+    ]  # fmt: skip
+
+
+def start_pxe_vm(run: Run, name: str, nic: Nic, memory_mb: int = 1024) -> Vm:
+    """Power on a diskless machine with ``nic`` (its MAC: the inventory's, or an unknown one).
+    A reboot is a reboot (no ``-no-reboot``): the node boots from the network again. The tap,
+    the VM dir and the QEMU process are recorded in ``run`` first, as for a director."""
+    vmdir = run.dir / f"vm-{name}"
+    run.record("dir", str(vmdir))
+    vmdir.mkdir(parents=True, exist_ok=True)
+    create_tap(run, nic)
+    label = f"{run.prefix}-qemu-{name}"
+    argv = _pxe_argv(vmdir, nic, memory_mb) + ["-name", f"{label},process={label}"]
+    (vmdir / "cmdline").write_text(json.dumps(argv) + "\n")
+    run.record("process", label, pidfile=str(vmdir / "qemu.pid"))
+    with (vmdir / "qemu.log").open("ab") as log:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+    start = _starttime(proc.pid)
+    run.record("process", label, pid=proc.pid, starttime=start, vmdir=str(vmdir))
+    return Vm(name, name, vmdir, proc.pid, start, [nic], proc)
+
+
 # --- the guest agent, host side -------------------------------------------
 
 

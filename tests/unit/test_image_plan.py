@@ -66,8 +66,19 @@ def test_pruning_keeps_the_newest_and_every_version_in_use():
     assert hpc_image.prune(versions, 2, in_use=["compute-000000000001"]) == ["compute-000000000002"]
 
 
-def test_what_the_scripts_see_is_part_of_their_phases_keys_but_not_the_bases():
-    scripts = {p: hpc_image.scripts(p, BUILTIN.get(p, {}), {}) for p in hpc_image.PHASES}
-    before = hpc_image.plan("compute", BASE, PACKAGES, scripts, [], env={"HPCNET_MASTER": "10.11.0.1"})
-    after = hpc_image.plan("compute", BASE, PACKAGES, scripts, _keys(before), env={"HPCNET_MASTER": "10.11.0.2"})
-    assert [p.name for p in after.to_run()] == list(hpc_image.PHASES[1:])
+def test_a_variable_the_scripts_see_is_part_of_the_keys_of_the_phases_whose_scripts_name_it():
+    """Another master (its address, its key) is a configure-only change; another Salt version
+    rebuilds from the phase that installs Salt."""
+    builtin = {**BUILTIN, "post-install": {**BUILTIN["post-install"],
+                                           "50_salt": b'#!/bin/sh\npip install "salt==$HPCNET_SALT_VERSION"\n'},
+               "configure": {**BUILTIN["configure"], "20_salt": b"#!/bin/sh\necho master: $HPCNET_MASTER\n"}}
+    scripts = {p: hpc_image.scripts(p, builtin.get(p, {}), {}) for p in hpc_image.PHASES}
+    env = {"HPCNET_MASTER": "10.11.0.1", "HPCNET_SALT_VERSION": "3008.3"}
+    before = hpc_image.plan("compute", BASE, PACKAGES, scripts, [], env=env)
+
+    def rerun(**changed):
+        return [p.name for p in hpc_image.plan("compute", BASE, PACKAGES, scripts, _keys(before),
+                                               env={**env, **changed}).to_run()]
+
+    assert rerun(HPCNET_MASTER="10.11.0.2") == ["configure"]
+    assert rerun(HPCNET_SALT_VERSION="3008.4") == ["post-install", "configure"]

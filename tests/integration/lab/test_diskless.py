@@ -6,9 +6,11 @@ store is given two versions by hand: what the menus offer is the boot server's w
 from __future__ import annotations
 
 import json
+import shlex
+import time
 
 import pytest
-from labtests import changed, failed
+from labtests import changed, failed, salt_run
 
 pytestmark = pytest.mark.lab
 
@@ -94,3 +96,56 @@ def test_ipxe_is_on_tftp_for_firmware_without_it(boot_server):
     rc, out, err = lab.exec(SERVER, ["sh", "-c", "cmp /usr/lib/ipxe/undionly.kpxe /srv/tftp/undionly.kpxe && "
                                                  "cmp /usr/lib/ipxe/ipxe.efi /srv/tftp/ipxe.efi && echo same"])
     assert (rc, out.strip()) == (0, "same"), err
+
+
+# Runs in a node on the admin network: every UDP datagram to port 9 for SECONDS, one line each:
+# the sender's address and the payload in hex.
+LISTENER = r"""
+import socket, sys, time
+end = time.time() + float(sys.argv[1])
+with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+    sock.bind(("0.0.0.0", 9))
+    while time.time() < end:
+        sock.settimeout(max(0.1, end - time.time()))
+        try:
+            data, (sender, _) = sock.recvfrom(1024)
+        except socket.timeout:
+            break
+        print(sender, data.hex(), flush=True)
+"""
+
+
+def _listen(lab, host: str, out: str, seconds: float) -> None:
+    script = f"python3 -c {shlex.quote(LISTENER)} {seconds} > {out} 2>&1 &"
+    assert lab.exec(host, ["sh", "-c", script])[0] == 0
+    time.sleep(1)  # bound before anything is sent
+
+
+def _heard(lab, host: str, out: str) -> list[tuple[str, str]]:
+    rc, text, err = lab.exec(host, ["sh", "-c", f"cat {out}; rm -f {out}"])
+    assert rc == 0, err
+    return [tuple(line.split()) for line in text.splitlines() if line.strip()]
+
+
+def test_wake_sends_each_node_its_magic_packet_from_the_boot_server_on_the_admin_network(boot_server):
+    """``salt-run diskless.wake``: the boot server broadcasts one magic packet per node on the
+    admin network (6 x ff, the node's MAC 16 times), heard by a listener on another node of that
+    network; a nodeset naming a node that is not declared sends nothing at all."""
+    lab = boot_server
+    listener, out = "labcn2", f"/tmp/{lab.prefix}-wol.out"
+    macs = {h: lab.topo.nodes[h].iface("admin").mac for h in ("labcn1", "labcn2")}
+    server_ip = lab.topo.nodes[SERVER].iface("admin").ip
+
+    _listen(lab, listener, out, 8)
+    rc, refused, text = salt_run(lab, "diskless.wake", "labcn[2,9]")
+    assert refused.get("result") is False and "labcn9" in refused.get("comment", ""), text
+    time.sleep(8)
+    assert _heard(lab, listener, out) == [], "a refused wake sent packets"
+
+    _listen(lab, listener, out, 15)
+    rc, woke, text = salt_run(lab, "diskless.wake", "labcn[1-2]")
+    assert woke.get("result") is True and woke["sent"] == 2, text
+    time.sleep(15)
+    heard = _heard(lab, listener, out)
+    expected = {("ff" * 6 + mac.replace(":", "").lower() * 16) for mac in macs.values()}
+    assert sorted(heard) == sorted((server_ip, payload) for payload in expected), heard

@@ -10,6 +10,7 @@ import json
 import time
 
 import pytest
+from labtests import salt_run
 
 from hpclab import cluster, events, logins
 from hpclab import salt as labsalt
@@ -237,19 +238,6 @@ def test_a_health_claim_from_a_minion_that_is_no_director_is_refused(pool):
 # ---------------------------------------------------------------- drain
 
 
-def _run(lab: cluster.Lab, *args: str, timeout: float = 300) -> tuple[int, dict, str]:
-    """``salt-run ARGS`` on the lab master: (rc, its JSON return, the whole output)."""
-    argv = labsalt.cli_argv(lab.run, [*args, "--out=json"], tool="salt-run")
-    rc, out, err = lab.exec(lab.topo.master.name, argv, timeout=timeout)
-    docs, decoder, at = [], json.JSONDecoder(), out.find("{")
-    while at >= 0:  # the runner's progress messages come first, each a JSON document of its own
-        doc, end = decoder.raw_decode(out, at)
-        docs.append(doc)
-        at = out.find("{", end)
-    returned = next((d for d in reversed(docs) if "suffix" not in d), {})
-    return rc, returned, out + err
-
-
 def _reals(lab: cluster.Lab, director: str) -> dict[str, int]:
     rc, text, err = lab.exec(director, ["ipvsadm", "-S", "-n"], timeout=60)
     assert rc == 0, err
@@ -264,7 +252,7 @@ def test_a_drain_sends_new_logins_elsewhere_keeps_open_sessions_and_survives_a_h
     so); ``lvs.undrain`` brings it back. ``lvs.status`` shows it; draining a host that is no real
     server is an error."""
     lab = pool
-    rc, bad, out = _run(lab, "lvs.drain", "labfe9", "wait=False")
+    rc, bad, out = salt_run(lab, "lvs.drain", "labfe9", "wait=False")
     assert bad.get("result") is False and any("labfe9 is not a real server of any lvs service" in e
                                               for e in bad["errors"]), out
     with logins.sources(lab, "10.12.0.90", 12) as sources:
@@ -277,7 +265,7 @@ def test_a_drain_sends_new_logins_elsewhere_keeps_open_sessions_and_survives_a_h
         session = logins.open_session(lab, "drain", ticks=DRAIN_TICKS, every=0.2, source=on_fe3)
         try:
             time.sleep(3)
-            rc, started, out = _run(lab, "lvs.drain", host, "timeout=600", "wait=False")
+            rc, started, out = salt_run(lab, "lvs.drain", host, "timeout=600", "wait=False")
             assert started.get("result") is True, out
             # The VIP's holder keeps it at weight 0 while the session lasts; the backup forwards
             # nothing (its connections are sync copies): its drain is over at once.
@@ -287,7 +275,7 @@ def test_a_drain_sends_new_logins_elsewhere_keeps_open_sessions_and_survives_a_h
             highstate = lab.salt_json([*DIRECTORS[:1], "state.apply", "ipvs", "-t", "180"], timeout=300)
             assert all(s["result"] for s in highstate[DIRECTORS[0]].values()), highstate
             assert _reals(lab, DIRECTORS[0])[address] == 0, "a highstate undid the drain"
-            rc, status, out = _run(lab, "lvs.status")
+            rc, status, out = salt_run(lab, "lvs.status")
             fe3 = status["services"][f"tcp {VIP}"]["real_servers"][address]  # the drained one
             assert list(fe3) == ["lablvs1"], fe3
             assert fe3["lablvs1"]["weight"] == 0 and fe3["lablvs1"]["drain"]["host"] == host, fe3
@@ -296,7 +284,7 @@ def test_a_drain_sends_new_logins_elsewhere_keeps_open_sessions_and_survives_a_h
             so_far = logins.session_result(lab, session)
             assert so_far and not so_far[-1].startswith("rc="), so_far[-3:]  # still open after all that
             logins.end_session(lab, "drain", host)  # the user logs out
-            rc, waited, out = _run(lab, "lvs.drain", host, "timeout=600", "poll=5", timeout=600)
+            rc, waited, out = salt_run(lab, "lvs.drain", host, "timeout=600", "poll=5", timeout=600)
             assert waited.get("result") is True and waited["finished"] is True, out
             lines = logins.session_result(lab, session)
             # It ran, unbroken, to the end its user chose.
@@ -304,6 +292,6 @@ def test_a_drain_sends_new_logins_elsewhere_keeps_open_sessions_and_survives_a_h
             assert len(lines) - 1 >= len(so_far), (len(lines), len(so_far))
             assert all(address not in _reals(lab, d) for d in DIRECTORS)
         finally:
-            rc, undone, out = _run(lab, "lvs.undrain", host)
+            rc, undone, out = salt_run(lab, "lvs.undrain", host)
         assert undone.get("result") is True, out
         assert all(_reals(lab, d)[address] == FULL for d in DIRECTORS)
