@@ -339,6 +339,13 @@ mount -t tmpfs hpcnet-run "$R/run"
 mount -t tmpfs hpcnet-tmp "$R/tmp"
 mkdir -p "$R/run/hpcnet-phase"
 cp -p "$SCRIPTS"/* "$R/run/hpcnet-phase/"
+# The build host's trust store for the scripts' downloads (Salt from PyPI), as its resolv.conf is
+# apt's (below): a site whose proxy re-signs TLS has its CA there. In /run: never in the image.
+if [ -r /etc/ssl/certs/ca-certificates.crt ]; then
+  mkdir -p "$R/run/hpcnet-host"
+  cp /etc/ssl/certs/ca-certificates.crt "$R/run/hpcnet-host/ca-certificates.crt"
+  export PIP_CERT=/run/hpcnet-host/ca-certificates.crt SSL_CERT_FILE=/run/hpcnet-host/ca-certificates.crt
+fi
 # Name resolution for apt; no daemon starts in the chroot (policy-rc.d); both gone afterwards.
 made_resolv=0
 if [ ! -e "$R/etc/resolv.conf" ] && [ ! -L "$R/etc/resolv.conf" ]; then : > "$R/etc/resolv.conf"; made_resolv=1; fi
@@ -412,7 +419,7 @@ class NativeRunner:
             argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", PHASE_DRIVER, "hpcnet-phase",
                     str(scratch / "root"), ":".join(map(str, lower)), str(upper), str(scratch / "work"),
                     str(sdir), *scripts]
-            _stream(argv, log, _script_failure, env={**_BASE_ENV, **env})
+            _stream(argv, log, _script_failure, env={**_BASE_ENV, **_proxy_env(), **env})
 
     def pack(self, layers: Sequence[Path], dest: Path, log: Callable[[str], None]) -> None:
         with self._scratch() as scratch:
@@ -433,6 +440,12 @@ class NativeRunner:
 
 _BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
              "HOME": "/root", "DEBIAN_FRONTEND": "noninteractive"}
+
+
+def _proxy_env() -> dict[str, str]:
+    """The build host's proxy settings, if any: the scripts download what it would."""
+    names = ("http_proxy", "https_proxy", "no_proxy")
+    return {n: os.environ[n] for n in (*names, *(n.upper() for n in names)) if n in os.environ}
 
 
 def _script_failure(output: str) -> BuildError:

@@ -222,3 +222,17 @@ def test_progress_goes_a_seconds_worth_at_a_time():
     assert [len(b) for b in batches] == [5, 4]  # at 1.0 s (lines 0-4) and at 2.0 s (5-8)
     progress.flush()
     assert [len(b) for b in batches] == [5, 4, 1]
+
+
+def test_the_scripts_download_with_the_build_hosts_trust_store_which_stays_out_of_the_image(tmp_path):
+    """A site whose proxy re-signs TLS has its CA in the build host's store: pip in a phase script
+    (Salt from PyPI) must trust what the host trusts, and the store must not land in the image."""
+    host_store = Path("/etc/ssl/certs/ca-certificates.crt")
+    if reason := _native_ok() or (None if host_store.is_file() else "no CA store on this host"):
+        pytest.skip(reason)
+    env = Env(Store(tmp_path / "store"), TreeRunner(tmp_path / "work", _busybox_root(tmp_path / "busybox")), "native")
+    site = {"post-install": {"30_pip": b'#!/bin/sh\ncat "$PIP_CERT" > /etc/seen-ca\n'}}
+    plan, _, _ = env.build(site)
+    files = env.files(plan.version)
+    assert files["etc/seen-ca"] == host_store.read_text()
+    assert not any(k.startswith("run/") for k in files)
