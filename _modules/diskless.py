@@ -7,7 +7,6 @@ from pathlib import Path
 
 import netaddr
 import salt.utils.crypt
-import salt.version
 from salt.exceptions import CommandExecutionError
 
 from hpc_synced import hpc_bootmenu, hpc_context, hpc_diskless, hpc_image_build, hpc_types, hpc_wol
@@ -96,7 +95,7 @@ def _script_env():
     master's own)."""
     master = __opts__.get("master")
     env = {"HPCNET_MASTER": ",".join(master) if isinstance(master, list) else str(master),
-           "HPCNET_SALT_VERSION": salt.version.__version__}
+           "HPCNET_PYTHON_REQUIREMENTS": hpc_image_build.node_requirements()}
     pub = Path(__opts__.get("pki_dir", "")) / "minion_master.pub"
     if pub.is_file():
         hash_type = __opts__.get("hash_type", "sha256")

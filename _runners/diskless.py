@@ -153,7 +153,10 @@ def _replace(keys, minions, ping):
     """Delete the accepted key of each of ``minions`` whose holder does not answer: its next
     authentication is a new key, pending, which ``auth`` accepts on the same evidence."""
     with salt.client.LocalClient(mopts=__opts__) as client:
-        alive = set(client.cmd(minions, "test.ping", tgt_type="list", timeout=ping) or {})
+        answers = client.cmd(minions, "test.ping", tgt_type="list", timeout=ping) or {}
+    # Salt lists every targeted minion, a silent one with a message ("Minion did not return") or
+    # False: only True is an answer (seen in the lab: every old key looked alive).
+    alive = {m for m, answer in answers.items() if answer is True}
     replaced = [m for m in minions if m not in alive]
     for minion in sorted(alive):
         log.warning("hpc: %s booted with a new key while its old key still answers: old key kept", minion)

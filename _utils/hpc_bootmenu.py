@@ -99,7 +99,7 @@ def _pick(over: BootOverride | None, spec: Diskless, field: str) -> Any:
 
 def _kernel_line(boot: NodeBoot, version: str, base: str) -> str:
     url = f"{base}/{IMAGES_PATH}/{boot.image}/{version}"
-    args = [f"initrd={INITRD}", f"hpcnet.root={url}/{ROOT}", f"hpcnet.manifest={url}/manifest",
+    args = [f"initrd={INITRD}", "boot=hpcnet", f"hpcnet.root={url}/{ROOT}", f"hpcnet.manifest={url}/manifest",
             f"hpcnet.overlay={boot.overlay_size}", "BOOTIF=01-${netX/mac:hexhyp}"]
     if boot.interface:
         args.append(f"hpcnet.interface={boot.interface}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import json
 import os
 import shutil
@@ -45,6 +46,9 @@ ARTIFACTS = ("vmlinuz", "initrd.img", "root.squashfs")  # what a version serves,
 # What every image needs to boot diskless, whatever the pillar lists: a kernel, the initramfs the
 # boot script lives in, busybox for its wget and sha256sum, an init (minbase has none), and
 # Python with venv for the salt-minion (post-install/50_salt-minion: Salt from PyPI).
+# What a node's minion needs to run this project's modules, at the versions the boot server's own
+# Salt runs with (docs/install.md pins them in requirements.txt): Salt, and our modules' imports.
+NODE_PYTHON_PACKAGES = ("salt", "netaddr", "pydantic", "pyroute2", "ClusterShell")
 BOOT_PACKAGES = ("linux-image-amd64", "initramfs-tools", "busybox", "systemd-sysv", "python3", "python3-venv")
 MARK = "@@hpcnet "  # the phase driver's own lines in its output, between the scripts' lines
 
@@ -440,6 +444,12 @@ class NativeRunner:
 
 _BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
              "HOME": "/root", "DEBIAN_FRONTEND": "noninteractive"}
+
+
+def node_requirements() -> str:
+    """``name==version`` of each of NODE_PYTHON_PACKAGES as installed here (the builder's own Salt
+    environment), space-separated: what a node's /opt/salt gets."""
+    return " ".join(f"{name}=={importlib.metadata.version(name)}" for name in NODE_PYTHON_PACKAGES)
 
 
 def _proxy_env() -> dict[str, str]:

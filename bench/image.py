@@ -39,10 +39,9 @@ import hpc_image_build as build  # noqa: E402
 from hpc_schema import Image  # noqa: E402
 
 MIRROR = "http://deb.debian.org/debian"
-# What diskless.build tells the scripts on a boot server: the lab's master, this checkout's Salt.
-ENV = {"HPCNET_MASTER": "10.11.0.1", "HPCNET_SALT_VERSION": next(
-    line.split("==")[1].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
-    if line.startswith("salt=="))}
+# What diskless.build tells the scripts on a boot server: the lab's master, this venv's Salt and
+# the packages our modules import (run with the checkout's .venv/bin/python).
+ENV = {"HPCNET_MASTER": "10.11.0.1", "HPCNET_PYTHON_REQUIREMENTS": build.node_requirements()}
 
 
 def _say(text: str) -> None:

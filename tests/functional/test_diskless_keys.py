@@ -57,8 +57,10 @@ def master(tmp_path, monkeypatch):
             return False
 
         def cmd(self, tgt, fun, tgt_type, timeout):
+            """As Salt 3008's LocalClient.cmd: every targeted minion has an entry; one that did
+            not answer has Salt's message (or False) instead of test.ping's True."""
             pinged.append(sorted(tgt))
-            return {m: True for m in tgt if m in alive}
+            return {m: True if m in alive else "Minion did not return. [Not connected]" for m in tgt}
 
     monkeypatch.setattr(runner.salt.client, "LocalClient", Client)
     monkeypatch.setattr(salt.key.Key, "check_minion_cache", lambda self, preserve_minions=None: None)

@@ -69,7 +69,9 @@ def test_the_script_boots_the_default_entry_after_the_timeout_with_the_nodes_ker
     assert script.startswith("#!ipxe\n")
     assert "choose --default image --timeout 5000 target && goto ${target} || goto image" in script
     url = f"{BASE}/images/compute/{NEW}"
-    assert (f"kernel {url}/vmlinuz initrd=initrd.img hpcnet.root={url}/root.squashfs hpcnet.manifest={url}/manifest "
+    # boot=hpcnet: the initramfs's boot script (without it, initramfs-tools looks for a local root)
+    assert (f"kernel {url}/vmlinuz initrd=initrd.img boot=hpcnet hpcnet.root={url}/root.squashfs "
+            f"hpcnet.manifest={url}/manifest "
             "hpcnet.overlay=2G BOOTIF=01-${netX/mac:hexhyp} hpcnet.interface=eth0 console=ttyS0,115200\n"
             f"initrd {url}/initrd.img\nboot") in script
     assert f"images/compute/{OLD}/vmlinuz" in script.split(":previous")[1]

@@ -70,10 +70,10 @@ def test_a_variable_the_scripts_see_is_part_of_the_keys_of_the_phases_whose_scri
     """Another master (its address, its key) is a configure-only change; another Salt version
     rebuilds from the phase that installs Salt."""
     builtin = {**BUILTIN, "post-install": {**BUILTIN["post-install"],
-                                           "50_salt": b'#!/bin/sh\npip install "salt==$HPCNET_SALT_VERSION"\n'},
+                                           "50_salt": b'#!/bin/sh\npip install $HPCNET_PYTHON_REQUIREMENTS\n'},
                "configure": {**BUILTIN["configure"], "20_salt": b"#!/bin/sh\necho master: $HPCNET_MASTER\n"}}
     scripts = {p: hpc_image.scripts(p, builtin.get(p, {}), {}) for p in hpc_image.PHASES}
-    env = {"HPCNET_MASTER": "10.11.0.1", "HPCNET_SALT_VERSION": "3008.3"}
+    env = {"HPCNET_MASTER": "10.11.0.1", "HPCNET_PYTHON_REQUIREMENTS": "salt==3008.3"}
     before = hpc_image.plan("compute", BASE, PACKAGES, scripts, [], env=env)
 
     def rerun(**changed):
@@ -81,4 +81,4 @@ def test_a_variable_the_scripts_see_is_part_of_the_keys_of_the_phases_whose_scri
                                                env={**env, **changed}).to_run()]
 
     assert rerun(HPCNET_MASTER="10.11.0.2") == ["configure"]
-    assert rerun(HPCNET_SALT_VERSION="3008.4") == ["post-install", "configure"]
+    assert rerun(HPCNET_PYTHON_REQUIREMENTS="salt==3008.4") == ["post-install", "configure"]
