@@ -501,8 +501,14 @@ def start_vm(
         create_tap(run, nic)
     cmdline = _kernel_cmdline(hostname or name, nics, gateway, checkout)
     argv = _qemu_argv(kernel, vmdir, nics, cmdline, memory_mb, checkout)
+    proc, start = _launch(run, name, vmdir, argv)
+    return Vm(name, hostname or name, vmdir, proc.pid, start, list(nics), proc)
+
+
+def _launch(run: Run, name: str, vmdir: Path, argv: list[str]) -> tuple[subprocess.Popen, int]:
+    """QEMU started and recorded in ``run``: (its process, its start time)."""
     label = f"{run.prefix}-qemu-{name}"
-    argv += ["-name", f"{label},process={label}"]  # so ps shows whose VM this is
+    argv = [*argv, "-name", f"{label},process={label}"]  # so ps shows whose VM this is
     (vmdir / "cmdline").write_text(json.dumps(argv) + "\n")
     # The PID is not known before the fork: record the pidfile first, then the PID.
     run.record("process", label, pidfile=str(vmdir / "qemu.pid"))
@@ -510,7 +516,7 @@ def start_vm(
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
     start = _starttime(proc.pid)
     run.record("process", label, pid=proc.pid, starttime=start, vmdir=str(vmdir))
-    return Vm(name, hostname or name, vmdir, proc.pid, start, list(nics), proc)
+    return proc, start
 
 
 def _pxe_argv(vmdir: Path, nic: Nic, memory_mb: int) -> list[str]:
@@ -535,14 +541,7 @@ def start_pxe_vm(run: Run, name: str, nic: Nic, memory_mb: int = 1024) -> Vm:
     run.record("dir", str(vmdir))
     vmdir.mkdir(parents=True, exist_ok=True)
     create_tap(run, nic)
-    label = f"{run.prefix}-qemu-{name}"
-    argv = _pxe_argv(vmdir, nic, memory_mb) + ["-name", f"{label},process={label}"]
-    (vmdir / "cmdline").write_text(json.dumps(argv) + "\n")
-    run.record("process", label, pidfile=str(vmdir / "qemu.pid"))
-    with (vmdir / "qemu.log").open("ab") as log:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-    start = _starttime(proc.pid)
-    run.record("process", label, pid=proc.pid, starttime=start, vmdir=str(vmdir))
+    proc, start = _launch(run, name, vmdir, _pxe_argv(vmdir, nic, memory_mb))
     return Vm(name, name, vmdir, proc.pid, start, [nic], proc)
 
 
