@@ -17,7 +17,7 @@ and those after it: a configure-only change rebuilds ``configure`` alone. The la
 names the version: ``<image>-<12 hex digits>``.
 
 The builder tells the scripts what they need from outside the image in ``HPCNET_*`` variables
-(the master's address and key fingerprint, Salt's version). A phase's key holds the ones its
+(the master's address and key fingerprint, Salt and our modules' Python packages). A phase's key holds the ones its
 scripts' text names, and only those: another master is a configure-only change, not a rebuild of
 the Salt install. A script must name a variable it depends on (not leave it to a program it runs).
 """

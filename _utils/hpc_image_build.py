@@ -46,10 +46,10 @@ ARTIFACTS = ("vmlinuz", "initrd.img", "root.squashfs")  # what a version serves,
 # What every image needs to boot diskless, whatever the pillar lists: a kernel, the initramfs the
 # boot script lives in, busybox for its wget and sha256sum, an init (minbase has none), and
 # Python with venv for the salt-minion (post-install/50_salt-minion: Salt from PyPI).
+BOOT_PACKAGES = ("linux-image-amd64", "initramfs-tools", "busybox", "systemd-sysv", "python3", "python3-venv")
 # What a node's minion needs to run this project's modules, at the versions the boot server's own
 # Salt runs with (docs/install.md pins them in requirements.txt): Salt, and our modules' imports.
 NODE_PYTHON_PACKAGES = ("salt", "netaddr", "pydantic", "pyroute2", "ClusterShell")
-BOOT_PACKAGES = ("linux-image-amd64", "initramfs-tools", "busybox", "systemd-sysv", "python3", "python3-venv")
 MARK = "@@hpcnet "  # the phase driver's own lines in its output, between the scripts' lines
 
 

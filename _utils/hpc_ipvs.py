@@ -30,6 +30,11 @@ FORWARDS = ("nat", "dr", "tun")
 # ipvsadm's one-letter options, for the text form (ipvsadm -S -n)
 _PROTO_OPT = {"tcp": "-t", "udp": "-u", "fwmark": "-f"}
 _FORWARD_OPT = {"nat": "-m", "dr": "-g", "tun": "-i"}
+# The keys, as format strings: the kernel side (hpc_ipvs_kernel.parse_proc) maps them over 10,000
+# real servers in C and must write exactly what key() writes.
+SERVICE_KEY = "{} {}:{}".format  # protocol, address, port
+FWMARK_KEY = "fwmark {}".format
+REAL_KEY = "{} -> {}:{}".format  # service key, address, port
 
 
 class Service(NamedTuple):
@@ -46,8 +51,8 @@ class Service(NamedTuple):
 
     def key(self) -> str:
         if self.protocol == "fwmark":
-            return f"fwmark {self.fwmark}"
-        return f"{self.protocol} {self.address}:{self.port}"
+            return FWMARK_KEY(self.fwmark)
+        return SERVICE_KEY(self.protocol, self.address, self.port)
 
     def text(self) -> str:
         """The service as ``ipvsadm -S -n`` writes it."""
@@ -80,7 +85,7 @@ class RealServer(NamedTuple):
     weight: int = 1
 
     def key(self) -> str:
-        return f"{self.service} -> {self.address}:{self.port}"
+        return REAL_KEY(self.service, self.address, self.port)
 
     def text(self) -> str:
         proto, _, where = self.service.partition(" ")

@@ -28,7 +28,18 @@ from typing import Protocol
 
 import hpc_genl as genl
 from hpc_change import Change
-from hpc_ipvs import Conns, LazyConns, RealServer, Service, SyncDaemon, Table, prefix_to_netmask
+from hpc_ipvs import (
+    FWMARK_KEY,
+    REAL_KEY,
+    SERVICE_KEY,
+    Conns,
+    LazyConns,
+    RealServer,
+    Service,
+    SyncDaemon,
+    Table,
+    prefix_to_netmask,
+)
 
 FAMILY = "IPVS"
 CMD_NEW_SERVICE, CMD_SET_SERVICE, CMD_DEL_SERVICE, CMD_GET_SERVICE = 1, 2, 3, 4
@@ -200,13 +211,12 @@ def _proc_conns(counters: list[tuple[str, tuple[str, ...], tuple[int, ...], list
                 ) -> dict[str, Conns]:
     conns: dict[str, Conns] = {}
     for service, addresses, ports, active, inactive in counters:
-        keys = map(_REAL_KEY, repeat(service), addresses, ports)  # RealServer.key()
+        keys = map(REAL_KEY, repeat(service), addresses, ports)  # RealServer.key()
         conns.update(zip(keys, map(Conns, map(int, active), map(int, inactive)), strict=False))
     return conns
 
 
 _real_server = functools.partial(tuple.__new__, RealServer)  # a RealServer from a 5-tuple, in C
-_REAL_KEY = "{} -> {}:{}".format
 
 
 @functools.lru_cache(maxsize=16)
@@ -235,9 +245,8 @@ def _service_of(proto_word: str, where: str) -> str | None:
     if "[" in where:
         return None
     if proto == "fwmark":
-        return f"fwmark {int(where, 16)}"
-    address, port = _hex_addr(where)
-    return f"{proto} {address}:{port}"
+        return FWMARK_KEY(int(where, 16))
+    return SERVICE_KEY(proto, *_hex_addr(where))
 
 
 def request(step: Change) -> tuple[int, bytes]:
