@@ -19,6 +19,12 @@ gone, and again every ``repeat`` seconds (default 10) while it stays dead (a los
 failed start); ``alive`` fires once it is back. A daemon never seen running since the minion
 started fires nothing: the highstate starts it, and an admin's ``service stop`` before then
 is not undone. Signed (hpc_signed): the master acts only on a proven sender.
+
+A daemon that is down while a state or service job runs on this minion is that job's: a restart
+by Debian's init scripts (SysV hosts, the lab's) stops it, sleeps 2 s and starts it, and a revival
+in that window made the script's own start fail ("already running"; seen in the lab on dnsmasq
+when a pillar change restarted it). Nothing fires then; if it is still down after the job, the
+next check fires ``dead`` as usual.
 """
 
 from __future__ import annotations
@@ -77,10 +83,20 @@ def transition(previous: dict | None, alive: bool, now: float, repeat: float) ->
     return None, previous
 
 
+BUSY = ("state.*", "service.*")  # jobs that stop and start daemons on purpose
+
+
+def _jobs_restarting() -> bool:
+    return any(__salt__["saltutil.is_running"](fun) for fun in BUSY)  # noqa: F821 - Salt's dunder
+
+
 def beacon(config):
     conf = hpc_beacons.merged(config)
     service, now = conf["service"], time.time()
-    state, _STATE[service] = transition(_STATE.get(service), running(conf["sig"]), now, float(conf.get("repeat", 10)))
+    alive = running(conf["sig"])
+    if not alive and _jobs_restarting():
+        return []  # the job's to start again: judged at the first check after it
+    state, _STATE[service] = transition(_STATE.get(service), alive, now, float(conf.get("repeat", 10)))
     if state is None:
         return []
     tag = f"hpc/daemon/{service}/{state}"

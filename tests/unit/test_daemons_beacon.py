@@ -60,7 +60,7 @@ def test_running_sees_a_real_process():
 
 def test_the_event_is_signed(keys):
     sent = []
-    beacon.__salt__ = {"event.send": lambda tag, data: sent.append((tag, data))}
+    beacon.__salt__ = {"event.send": lambda tag, data: sent.append((tag, data)), "saltutil.is_running": lambda fun: []}
     beacon.__opts__ = keys["opts"]["labcn2"]
     beacon._STATE.clear()
     config = [{"service": "probe"}, {"sig": "^/nonexistent/daemon$"}]
@@ -75,3 +75,23 @@ def test_config_validation():
     assert beacon.validate([{"service": "keepalived"}, {"sig": "^/usr/sbin/keepalived"}])[0]
     assert not beacon.validate([{"service": "keepalived"}])[0]
     assert not beacon.validate([{"service": "x"}, {"sig": "("}])[0]
+
+
+def test_a_daemon_down_while_a_state_job_runs_is_left_to_that_job(monkeypatch):
+    """A restart by an init script leaves the daemon down for seconds: no revival during the
+    state (or service) job; still down after it -> dead at the next check."""
+    sent, jobs, alive = [], {"state.*": [{"fun": "state.apply"}]}, {"now": True}
+    monkeypatch.setattr(beacon, "running", lambda sig: alive["now"])
+    monkeypatch.setattr(beacon, "_STATE", {})
+    monkeypatch.setattr(beacon.hpc_signed, "sign", lambda opts, tag, data: data, raising=False)
+    beacon.__salt__ = {"saltutil.is_running": lambda fun: jobs.get(fun, []),
+                       "event.send": lambda tag, data: sent.append(tag)}
+    beacon.__opts__ = {}
+    config = [{"service": "dnsmasq"}, {"sig": "dnsmasq"}]
+    beacon.beacon(config)  # seen running
+    alive["now"] = False
+    beacon.beacon(config)
+    assert sent == []
+    jobs.clear()
+    beacon.beacon(config)
+    assert sent == ["hpc/daemon/dnsmasq/dead"]
