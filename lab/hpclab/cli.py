@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 
-from . import cluster
+from . import cluster, images
 from . import salt as labsalt
 
 USAGE_EXAMPLES = """examples:
@@ -25,6 +25,7 @@ USAGE_EXAMPLES = """examples:
   lab flap labcn1 ib0
   lab partition labnat1 ; lab heal labnat1
   lab partition labnat1 ib0                cut one link only (carrier loss on labnat1's ib0)
+  lab image compute                        an image's mirror phases here, for diskless.build there
   lab down                                 remove everything of the run
 """
 
@@ -115,6 +116,16 @@ def cmd_partition(args, up: bool = False) -> int:
     return 0
 
 
+def cmd_image(args) -> int:
+    os.nice(19)  # beside the lab's TCG VMs: their health probes time out when starved
+    lab = cluster.Lab.load(args.prefix)
+    built = images.prebuild(lab.run, cluster.load_pillar(overrides=labsalt.pillar_overrides_dir(lab.run)),
+                            args.image, log=_print)
+    _print(f"{args.image}: {len(built)} phases built here" if built else f"{args.image}: nothing to build here")
+    _print(f"the rest on the boot server: lab salt --tool salt-run diskless.build {args.image}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lab", description=__doc__.splitlines()[0], epilog=USAGE_EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -141,6 +152,9 @@ def parser() -> argparse.ArgumentParser:
     s = cmd("salt", cmd_salt, "run salt (or --tool salt-run/salt-key) with the lab master, inside its host")
     s.add_argument("--tool", default="salt", choices=("salt", "salt-run", "salt-key", "salt-cp"))
     s.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
+    s = cmd("image", cmd_image, "build a diskless image's phases that need Debian's mirror here, into the "
+            "boot server's store (the lab has no mirror); diskless.build there does the rest")
+    s.add_argument("image", nargs="?", default="compute", metavar="IMAGE", help="default: compute")
     s = cmd("kill", cmd_kill, "kill a daemon (sshd, keepalived, dnsmasq, conntrackd, salt-minion) in a host",
             host=True)
     s.add_argument("daemon", metavar="DAEMON")

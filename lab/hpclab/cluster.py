@@ -248,6 +248,16 @@ class Lab:
         """``salt ARGS`` in the master's host with the lab master's config; (rc, out, err)."""
         return self.exec(self.topo.master.name, labsalt.cli_argv(self.run, args), timeout=timeout)
 
+    def set_pillar(self, name: str, text: str | None) -> None:
+        """Pillar file ``name`` of the run's overrides (the master's first pillar root: it
+        replaces the checkout's file of that name); None removes it. Written from inside the
+        master's host: a file put from outside into its lower layer would not be seen there."""
+        target = labsalt.pillar_overrides_dir(self.run) / name
+        argv = ["sh", "-c", f"cat > {target}"] if text is not None else ["rm", "-f", str(target)]
+        rc, _, err = self.exec(self.topo.master.name, argv, stdin=text)
+        if rc != 0:
+            raise RuntimeError(f"pillar override {name}: {err.strip()}")
+
     def salt_json(self, args: list[str], timeout: float = 300) -> dict:
         """``salt ARGS --out=json --static``, parsed."""
         _, out, _ = self.salt([*args, "--out=json", "--static"], timeout=timeout)

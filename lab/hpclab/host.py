@@ -3,8 +3,11 @@
 A lab host sees the real filesystem read-through, but its writes (to /etc,
 /var, ...) land in its own upper dir, /run and /tmp are fresh tmpfs (so no
 ``/run/systemd/system``: Salt sees no systemd), and its hostname is its lab
-name. PID 1 inside is a small shell loop that reaps orphans, so daemons
-started there never pile up as zombies; killing it ends the whole host.
+name. Its /srv is a plain directory of its own (``<host dir>/srv``), as a
+real server's data disk would be: the boot server builds images there with
+overlayfs, which cannot take an overlay for its upper dir. PID 1 inside is
+a small shell loop that reaps orphans, so daemons started there never pile
+up as zombies; killing it ends the whole host.
 Its /proc/loadavg is its own: a file of the host dir bound over it, which
 the run's loadavg.py daemon keeps from the host's tasks (the kernel's is
 not namespaced: the machine's load).
@@ -50,7 +53,7 @@ LOADAVG_IDLE = "0.00 0.00 0.00 1/1 1".ljust(LOADAVG_WIDTH - 1) + "\n"
 
 # Runs as PID 1 of the new PID namespace, inside the new mount namespace.
 # $1=root $2=upper $3=work $4=hostname $5=REAPER $6=checkout $7=the host's loadavg file (outside
-# the host; an idle line). Prints "ready", then logs.
+# the host; an idle line) $8=the host's /srv (outside it). Prints "ready", then logs.
 # pivot_root and a lazy unmount of the old root leave the namespace holding
 # only its own mounts: copies of the real tree (other runs' netns files, other
 # labs' loop mounts) would otherwise stay pinned as long as this host lives.
@@ -72,6 +75,8 @@ mount --rbind /dev "$1/dev"
 mount -t tmpfs -o mode=1777 shm "$1/dev/shm"
 mount -t tmpfs -o mode=755 run "$1/run"
 mount -t tmpfs -o mode=1777 tmp "$1/tmp"
+mkdir -p "$1/srv"
+mount --bind "$8" "$1/srv"
 # The checkout, live and read-only, after the tmpfs mounts (a checkout under /tmp is seen too).
 mkdir -p "$1$6"
 mount --bind "$6" "$1$6"
@@ -163,7 +168,7 @@ def _prepare_dirs(run: Run, name: str) -> tuple[Path, Path, Path, Path]:
     hdir = run.dir / "hosts" / name
     run.record("dir", str(hdir))
     root, upper, work = hdir / "root", hdir / "upper", hdir / "work"
-    for d in (root, upper / "etc", work):
+    for d in (root, upper / "etc", work, srv_dir(run, name)):
         d.mkdir(parents=True, exist_ok=True)
     (hdir / "loadavg").write_text(LOADAVG_IDLE)  # bind-mounted over the host's /proc/loadavg
     # Written into the upper layer: the host's own /etc, the real one untouched.
@@ -178,7 +183,7 @@ def _launch(netns: str, hdir: Path, root: Path, upper: Path, work: Path, name: s
     """Start the host's namespaces; return the unshare parent's PID once ready."""
     enter = ["nsenter", f"--net=/run/netns/{netns}", "--", *UNSHARE.split()]
     args = ["/bin/sh", "-c", SETUP, f"lab:{netns}", str(root), str(upper), str(work)]
-    args += [name, REAPER, str(REPO), str(hdir / "loadavg")]
+    args += [name, REAPER, str(REPO), str(hdir / "loadavg"), str(hdir / "srv")]  # srv_dir()
     with (hdir / "host.log").open("ab") as log:
         proc = subprocess.Popen(
             [*enter, *args],
@@ -211,6 +216,11 @@ def netns_name(run: Run, name: str) -> str:
     """``<prefix>-<name>``: a netns is a file under /run/netns, not a link, so the 15-char
     link-name limit of ``run.name`` does not apply (``l1a2b-labclient1`` is 16)."""
     return f"{run.prefix}-{name}"
+
+
+def srv_dir(run: Run, name: str) -> Path:
+    """Host ``name``'s /srv, as this machine sees it (a plain directory, bound there)."""
+    return run.dir / "hosts" / name / "srv"
 
 
 def start_host(run: Run, name: str) -> Host:

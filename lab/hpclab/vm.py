@@ -527,6 +527,10 @@ def _pxe_argv(vmdir: Path, nic: Nic, memory_mb: int) -> list[str]:
         QEMU, "-machine", "q35", "-accel", f"tcg,tb-size={TB_MB}", "-cpu", "max", "-smp", "1", "-m", f"{memory_mb}M",
         "-display", "none", "-monitor", "none", "-nodefaults", "-boot", "order=n",
         "-serial", f"file:{vmdir / 'console.log'}", "-pidfile", str(vmdir / "qemu.pid"),
+        # SeaBIOS's serial console (no VGA here): the firmware's and iPXE's screen text goes to
+        # the serial port too, so the console log shows the boot from its first line. The port
+        # is read as a little-endian integer of the file's size (romfile_loadint).
+        "-fw_cfg", f"name=etc/sercon-port,file={vmdir / 'sercon-port'}",
         "-device", "virtio-rng-pci",
         "-netdev", f"tap,id=n0,ifname={nic.tap},script=no,downscript=no",
         "-device", f"virtio-net-pci,netdev=n0,mac={nic.mac}",
@@ -540,6 +544,7 @@ def start_pxe_vm(run: Run, name: str, nic: Nic, memory_mb: int = 1024) -> Vm:
     vmdir = run.dir / f"vm-{name}"
     run.record("dir", str(vmdir))
     vmdir.mkdir(parents=True, exist_ok=True)
+    (vmdir / "sercon-port").write_bytes((0x3F8).to_bytes(2, "little"))  # COM1
     create_tap(run, nic)
     proc, start = _launch(run, name, vmdir, _pxe_argv(vmdir, nic, memory_mb))
     return Vm(name, name, vmdir, proc.pid, start, [nic], proc)
@@ -584,7 +589,7 @@ def vm_spawn(vm: Vm, argv: list[str], log: str = "/dev/null") -> int:
     return rep["pid"]
 
 
-def _alive(vm: Vm) -> bool:
+def alive(vm: Vm) -> bool:
     if vm.proc is not None:
         return vm.proc.poll() is None
     return _pid_matches(vm.pid, vm.starttime)
@@ -601,7 +606,7 @@ def wait_ready(vm: Vm, timeout: float = 120) -> float:
     """Wait until the guest agent answers; seconds waited."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        if not _alive(vm):
+        if not alive(vm):
             raise RuntimeError(f"VM {vm.name} exited during boot; console:\n{_console_tail(vm)}")
         try:
             if _request(vm, {"op": "ping"}, 2)["rc"] == 0:

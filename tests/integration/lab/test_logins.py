@@ -47,12 +47,6 @@ def test_one_clients_logins_stay_on_one_frontend(pool, vip):
     assert len(landed) == 1, landed
 
 
-def _lvs_override(lab: cluster.Lab, text: str | None) -> None:
-    target = labsalt.pillar_overrides_dir(lab.run) / "lvs.sls"
-    argv = ["sh", "-c", f"cat > {target}"] if text is not None else ["rm", "-f", str(target)]
-    assert lab.exec(lab.topo.master.name, argv, stdin=text)[0] == 0
-
-
 def _apply_ipvs(lab: cluster.Lab) -> None:
     data = lab.salt_json([DIRECTORS, "state.apply", "ipvs", "-t", "180"], timeout=300)
     assert all(s["result"] for v in data.values() for s in v.values()), data
@@ -71,7 +65,7 @@ def test_logins_follow_the_pillars_weights(pool):
                 .replace("scheduler: wlc", "scheduler: wrr").replace("persistence: 600", "persistence: 0"))
     assert weighted.count("weight: 100}") == text.count("{host: labfe1, weight: 100}") \
         and "wlc" not in weighted and "persistence: 600" not in weighted, "the example pool changed: update this test"
-    _lvs_override(lab, weighted)
+    lab.set_pillar("lvs.sls", weighted)
     landed = {}
     try:
         _apply_ipvs(lab)
@@ -79,7 +73,7 @@ def test_logins_follow_the_pillars_weights(pool):
             with logins.sources(lab, "10.12.0.160", 30) as sources:
                 landed[mode] = Counter(logins.login(lab, s, vip=vip) for s in sources)
     finally:
-        _lvs_override(lab, None)
+        lab.set_pillar("lvs.sls", None)
         _apply_ipvs(lab)
     assert set(landed) == {"dr", "nat"}, landed
     for mode, counts in landed.items():

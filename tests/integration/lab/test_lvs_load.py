@@ -49,14 +49,12 @@ def _wait(lab: cluster.Lab, predicate, timeout: float) -> tuple[bool, dict]:
 def _apply_ipvs(lab: cluster.Lab, load_enabled: bool) -> None:
     """``state.apply ipvs`` on both directors, with ``lvs.load.enabled`` as given (a pillar
     override on the master: the example pillar with one word changed)."""
-    target = labsalt.pillar_overrides_dir(lab.run) / "lvs.sls"
-    if load_enabled:
-        argv, text = ["rm", "-f", str(target)], None
-    else:
+    text = None
+    if not load_enabled:
         text = (labsalt.REPO / "pillar" / "lvs.sls").read_text()
         assert "  load: {every: 10," in text, "the example pool changed: update this test"
-        argv, text = ["sh", "-c", f"cat > {target}"], text.replace("  load: {", "  load: {enabled: false, ")
-    assert lab.exec(lab.topo.master.name, argv, stdin=text)[0] == 0
+        text = text.replace("  load: {", "  load: {enabled: false, ")
+    lab.set_pillar("lvs.sls", text)
     data = lab.salt_json(["-L", ",".join(DIRECTORS), "state.apply", "ipvs", "-t", "180"], timeout=300)
     assert all(s["result"] for v in data.values() for s in v.values()), data
 

@@ -175,14 +175,6 @@ def test_flow_survives_two_masters_for_a_moment(servers):
 EXTRA_ROUTE = "    - {table: alinat, to: 192.0.2.0/24, via: 10.13.0.30, dev: ib0}\n"
 
 
-def _pillar_edit(lab: cluster.Lab, text: str | None) -> None:
-    """The run's pillar override of policy_routing.sls (the master's first pillar root), written
-    from inside the master's host; None removes it (the checkout's file applies again)."""
-    target = labsalt.pillar_overrides_dir(lab.run) / "policy_routing.sls"
-    argv = ["sh", "-c", f"cat > {target}"] if text is not None else ["rm", "-f", str(target)]
-    assert lab.exec(lab.topo.master.name, argv, stdin=text)[0] == 0
-
-
 def _applied_at(lab: cluster.Lab) -> float:
     return lab.salt_json([NODE, "policy_routing.last_applied"])[NODE].get("applied_at", 0.0)
 
@@ -197,7 +189,7 @@ def test_a_pillar_edit_applied_by_a_highstate_is_never_undone(servers):
     text = (labsalt.REPO / "pillar" / "policy_routing.sls").read_text()
     edited = text.replace("  marks:\n", EXTRA_ROUTE + "  marks:\n", 1)
     assert edited != text
-    _pillar_edit(lab, edited)
+    lab.set_pillar("policy_routing.sls", edited)
     try:
         applied = lab.salt_json([NODE, "state.apply", "policy_routing", "-t", "120"], timeout=300)
         assert all(s["result"] for s in applied[NODE].values()), applied
@@ -216,7 +208,7 @@ def test_a_pillar_edit_applied_by_a_highstate_is_never_undone(servers):
         assert restored, bus.seen()
         assert "192.0.2.0/24 via 10.13.0.30" in _table_routes(lab)
     finally:
-        _pillar_edit(lab, None)
+        lab.set_pillar("policy_routing.sls", None)
         lab.salt([NODE, "state.apply", "policy_routing", "-t", "120"], timeout=300)
         lab.salt([NODE, "saltutil.refresh_pillar", "wait=True"])
     assert "192.0.2.0/24" not in _table_routes(lab)
