@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PILLAR ?= pillar
 DEMO_HOST ?= labcn1
 
-.PHONY: help deps venv config check-pillar demo preview bench-lab bench-scale bench-heal bench-nat-failover bench-leak bench-faults bench-storm bench-ipvs-sync bench-lvs-detect bench-vip-failover bench-image bench-keys test test-unit test-functional test-integration lint install-hook clean
+.PHONY: help deps venv config check-pillar demo preview bench-lab bench-scale bench-heal bench-nat-failover bench-leak bench-faults bench-storm bench-ipvs-sync bench-lvs-detect bench-vip-failover bench-image bench-boot bench-keys test test-diskless test-unit test-functional test-integration lint install-hook clean
 
 help:
 	@echo "make demo            the example cluster as a lab on this machine, configured by Salt, a fault healed"
@@ -23,6 +23,7 @@ help:
 	@echo "make bench-lvs-detect  a frontend's sshd killed or silent -> weight 0 on both directors, 20 runs each [BENCH_LAB=prefix]"
 	@echo "make bench-vip-failover the master director's WAN link down and back: probe gap, open sessions kept, 10 runs [BENCH_LAB=prefix]"
 	@echo "make bench-image     diskless image: cold build vs one plain mmdebstrap, a configure-only rebuild, its size [BENCH_ROUNDS=2]"
+	@echo "make bench-boot      diskless VMs PXE-boot in the lab: power-on to highstate, one VM and two at once [BENCH_LAB=prefix]"
 	@echo "make bench-keys      a boot storm's minion keys through diskless.auth, 100 vs 1000 nodes [BENCH_SIZES=100,1000]"
 	@echo "make bench-scale     check-pillar and one highstate's render, example vs grown to N nodes [BENCH_SIZES=1024,4096]"
 
@@ -97,6 +98,9 @@ bench-vip-failover: deps venv
 bench-image: deps venv
 	$(PY) bench/image.py $(if $(BENCH_ROUNDS),--rounds $(BENCH_ROUNDS))
 
+bench-boot: deps venv
+	$(PY) bench/boot.py $(if $(BENCH_LAB),--prefix $(BENCH_LAB))
+
 bench-keys: deps venv
 	$(PY) bench/keys.py $(if $(BENCH_SIZES),--sizes $(BENCH_SIZES))
 
@@ -117,6 +121,12 @@ test-functional: venv
 
 test-integration: venv
 	tools/private-etc $(PY) -m pytest -q --durations=25 tests/integration
+
+# Diskless VMs PXE-booting from the lab's boot server (issue 12): not part of `make test` until
+# a boot fits CI's budget (10+ min each under TCG today).
+test-diskless: venv
+	HPCLAB_DISKLESS_BOOT=1 tools/private-etc $(PY) -m pytest -q --durations=0 \
+	  tests/integration/lab/test_pxe_boot.py tests/integration/lab/test_teardown.py
 
 test: deps venv lint
 	$(NO_FACTORIES) $(PY) -m pytest -q tests/unit tests/functional

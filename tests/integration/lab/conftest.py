@@ -14,12 +14,15 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
+import subprocess
 from collections.abc import Iterator
 
 import pytest
-from labtests import highstate
+from labtests import LAB, highstate
 
 from hpclab import cluster
+from hpclab import host as labhost
 from hpclab.registry import LAB_ROOT
 
 
@@ -51,3 +54,38 @@ def lab() -> Iterator[cluster.Lab]:
 def converged(lab) -> dict:
     """The first highstate's result, by minion (the lab now runs what the pillar says)."""
     return highstate(lab)
+
+
+class Prebuild:
+    """``lab image compute`` in the background from the moment the lab is up (test_pxe_boot's
+    image: the phases that need Debian's mirror, ~5 min cold), so the earlier tests hide its time.
+    Its own process group, recorded in the run, killed at the end if still running."""
+
+    def __init__(self, lab: cluster.Lab) -> None:
+        self.log = lab.run.dir / "image-prebuild.log"
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([str(LAB), "image", "--prefix", lab.prefix, "compute"], stdout=out,
+                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        lab.run.record("process", lab.run.name("image"), pid=self.proc.pid,
+                       starttime=labhost.start_time(self.proc.pid))
+
+    def wait_done(self, timeout: float = 1800) -> None:
+        rc = self.proc.wait(timeout=timeout)
+        assert rc == 0, f"lab image failed ({rc}):\n{self.log.read_text()[-4000:]}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def image_prebuild(lab) -> Iterator[Prebuild | None]:
+    if os.environ.get("HPCLAB_DISKLESS_BOOT") != "1":  # test_pxe_boot.py is skipped: nothing to build
+        yield None
+        return
+    build = Prebuild(lab)
+    try:
+        yield build
+    finally:
+        build.stop()
