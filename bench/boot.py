@@ -44,7 +44,7 @@ TIMEOUT_S = 900
 
 
 class Accepted(threading.Thread):
-    """When each node's key showed as accepted on the master (salt-key -L every second)."""
+    """When each node's key showed as accepted on the master (looked at every second)."""
 
     def __init__(self, lab: cluster.Lab, nodes: list[str]) -> None:
         super().__init__(daemon=True)
@@ -53,9 +53,8 @@ class Accepted(threading.Thread):
 
     def run(self) -> None:
         while not self.done.is_set() and len(self.at) < len(self.nodes):
-            accepted = set(pxe.keys(self.lab).get("minions", []))
             for node in self.nodes:
-                if node in accepted and node not in self.at:
+                if node not in self.at and pxe.accepted(self.lab, node):
                     self.at[node] = time.monotonic() - self.started
             self.done.wait(1.0)
 

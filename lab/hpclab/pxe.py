@@ -30,7 +30,7 @@ NODESET = """
       admin: {name: eth0, ip: 10.11.0.43, mac: '52:54:00:0b:00:43'}
 """
 
-# What a diskless boot prints, in order (docs/diskless.md "A diskless VM in the lab"): iPXE from
+# What a diskless boot prints, in order (docs/diskless.md "Diskless VMs in the lab"): iPXE from
 # the NIC's ROM (SeaBIOS copies its screen to the serial port), the node's menu chained over HTTP,
 # the kernel, the initramfs fetching the image, systemd from the image, the node's identity (just
 # before its minion starts) and hpcnet-config-apply's end, both written to the console by the
@@ -69,6 +69,15 @@ def keys(lab) -> dict[str, list[str]]:
     if rc != 0:
         raise RuntimeError(f"salt-key -L: {err.strip()}")
     return json.loads(out)
+
+
+def accepted(lab, node: str) -> bool:
+    """``node``'s key is accepted on the master, seen from this machine without a salt-key run
+    (a Python start each: polled every second, it would take CPU from the VMs being timed). The
+    master writes inside labadm1, so its new keys land in that host's upper layer."""
+    minions = labsalt.config_dir(lab.run, "master") / "pki" / "master" / "minions"
+    upper = lab.run.dir / "hosts" / lab.topo.master.name / "upper" / minions.relative_to("/")
+    return (upper / node).is_file()
 
 
 def forget(lab, nodes: list[str]) -> None:
