@@ -66,6 +66,7 @@ def served(lab, image_prebuild):
     """The inventory with labcn[3-4], the image built (version V1) and served, their leases and
     menus in place. Undone at the end: VMs off, keys deleted, pillar back."""
     image_prebuild.wait_done()
+    pxe.forget(lab, list(NODES))  # a reused lab may hold an earlier run's keys: each boot here is a first
     pxe.add_nodes(lab)
     boots: list[pxe.Boot] = []
     try:
