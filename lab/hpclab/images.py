@@ -38,26 +38,36 @@ def _store(run: Run, spec) -> build.Store:
     return build.Store(labhost.srv_dir(run, spec.server) / store.relative_to("/srv"))
 
 
+def inputs(spec, image: str, site: Path):
+    """``image``'s build inputs as the boot server reads them (its built-ins are the checkout's)."""
+    wanted = next((i for i in spec.images if i.name == image), None)
+    if wanted is None:
+        raise ValueError(f"diskless.images: no image named {image!r}")
+    return wanted, build.inputs(wanted, spec.mirror, build.BOOT_PACKAGES, BUILTIN / "phases", site, BUILTIN / "base")
+
+
+def local_phases(plan, env: dict[str, str]) -> list:
+    """The phases of ``plan`` this machine can build with ``env``: up to the first one whose
+    scripts name a variable only the boot server knows (the master's address and key)."""
+    out = []
+    for phase in plan.phases:
+        if any(v not in env for s in phase.scripts for v in s.reads):
+            break
+        out.append(phase)
+    return out
+
+
 def prebuild(run: Run, pillar: dict, image: str, log: Callable[[str], None] = print) -> list[str]:
     """Build ``image``'s phases that need nothing of the master, into the boot server's store.
     Returns the phases built (none when the store already holds them)."""
     spec = hpc_pillar.load(pillar)["diskless"]
-    wanted = next((i for i in spec.images if i.name == image), None)
-    if wanted is None:
-        raise ValueError(f"diskless.images: no image named {image!r}")
     store = _store(run, spec)
     site = run.dir / "images-no-site"  # the lab boot server has no site scripts
     site.mkdir(exist_ok=True)
-    base, packages, bodies = build.inputs(wanted, spec.mirror, build.BOOT_PACKAGES, BUILTIN / "phases", site,
-                                          BUILTIN / "base")
+    wanted, (base, packages, bodies) = inputs(spec, image, site)
     env = {"HPCNET_PYTHON_REQUIREMENTS": build.node_requirements()}
     plan, merged = build.plan_build(image, base, packages, bodies, store, env)
-    steps = [s for s in build.changes(plan, store, wanted.keep, []) if s.kind == "phase"]
-    ours = []
-    for step in steps:  # up to the first phase that reads what only the boot server knows
-        phase = next(p for p in plan.phases if p.key == step.new)
-        if any(v not in env for s in phase.scripts for v in s.reads):
-            break
-        ours.append(step)
+    ours = {p.key for p in local_phases(plan, env)}
+    steps = [s for s in build.changes(plan, store, wanted.keep, []) if s.kind == "phase" and s.new in ours]
     runner = build.NativeRunner(store.root / "work", base_files=BUILTIN / "base")
-    return build.Build(plan, store, runner, base, merged, env, log=log).apply(ours)
+    return build.Build(plan, store, runner, base, merged, env, log=log).apply(steps)
