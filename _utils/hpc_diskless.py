@@ -48,6 +48,11 @@ def dnsmasq_conf(server: Host, network: str, net: Network, inventory: dict[str, 
     # declared nodes (tag known: a dhcp-host line) boot.
     lines += [
         "dhcp-match=set:ipxe,175",
+        # iPXE's no-pxedhcp (option 175.176, one byte, as dnsmasq's example config spells it): there
+        # is no ProxyDHCP server here, and without it iPXE goes on discovering for one (up to its
+        # DHCP_DISC_PROXY_TIMEOUT_SEC, src/net/udp/dhcp.c). With it, seen in the lab: iPXE's
+        # request 3 ms after the offer.
+        "dhcp-option=encap:175,176,1b",
         "dhcp-match=set:efi64,option:client-arch,7",
         "dhcp-match=set:efi64,option:client-arch,9",
         "dhcp-boot=tag:known,tag:!ipxe,tag:efi64,ipxe.efi",

@@ -10,7 +10,7 @@ VM prints on its console, and by the master's keys:
     boot_to_highstate_s         one VM: power-on -> hpcnet-config-apply finished (its highstate)
     boot_accepted_s             one VM: power-on -> its minion's key accepted on the master
     boot_<milestone>_s          one VM: power-on -> ipxe, menu, kernel, image (the initramfs starts
-                                fetching the squashfs), systemd, identity (just before salt-minion starts)
+                                fetching the squashfs), systemd, identity (just before the boot's highstate)
     boot_to_highstate_pair_s    two VMs powered on together: the later one's power-on -> highstate
 
 Between boots the nodes are off and their keys deleted (a first boot each time).
@@ -68,8 +68,8 @@ def boot(lab: cluster.Lab, nodes: list[str]) -> tuple[dict[str, dict[str, float]
     try:
         for b in boots:
             b.power_on()
+        pxe.wait_all(boots, "applied", TIMEOUT_S)
         for b in boots:
-            b.wait("applied", TIMEOUT_S)
             log(f"{b.name}: {', '.join(f'{k} {v:.0f} s' for k, v in b.seen.items())}; "
                 f"accepted {watch.at.get(b.name, float('nan')):.0f} s")
     finally:

@@ -86,6 +86,19 @@ def forget(lab, nodes: list[str]) -> None:
         lab.exec(lab.topo.master.name, labsalt.cli_argv(lab.run, ["-y", "-d", node], tool="salt-key"))
 
 
+def answers(lab, node: str, timeout: float = 600) -> float:
+    """Wait until ``node``'s minion answers the master (a test's first call after a boot must not
+    race the minion's connection). Seconds waited."""
+    started = time.monotonic()
+    while True:
+        rc, out, _ = lab.salt([node, "test.ping", "-t", "10"], timeout=60)
+        if rc == 0 and "True" in out:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"{node}'s minion does not answer after {timeout:.0f} s: {out.strip()}")
+        time.sleep(5)
+
+
 def apply(lab, sls: str, timeout: float = 900) -> dict:
     """``state.apply sls`` on the boot server; its states, failing on any failed one."""
     data = lab.salt_json([SERVER, "state.apply", sls, "-t", str(timeout)], timeout=timeout + 120)
@@ -166,24 +179,43 @@ class Boot:
                 self.seen[name] = now
         return self.text()
 
+    def check(self, waiting_for: str) -> None:
+        """Fail at once on a failure line, too many failed configuration runs or a dead VM, with
+        the console's tail."""
+        text = self.text()
+        if bad := FAILED.search(self.flat()):
+            raise AssertionError(f"{self.name}: {bad.group(0)!r} on the console:\n{tail(text)}")
+        if self.flat().count(APPLY_FAILED) >= APPLY_TRIES:
+            raise AssertionError(f"{self.name}: hpcnet-config-apply failed {APPLY_TRIES} times:\n{tail(text)}")
+        if not labvm.alive(self.vm):
+            raise AssertionError(f"{self.name}: QEMU exited before {waiting_for}:\n{tail(text)}")
+
     def wait(self, milestone: str, timeout: float) -> float:
-        """Seconds from power-on until ``milestone`` showed on the console. Fails at once on a
-        failure line or a dead VM, with the console's tail."""
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.poll()
-            if milestone in self.seen:
-                return self.seen[milestone]
-            if bad := FAILED.search(self.flat()):
-                raise AssertionError(f"{self.name}: {bad.group(0)!r} on the console:\n{tail(text)}")
-            if self.flat().count(APPLY_FAILED) >= APPLY_TRIES:
-                raise AssertionError(f"{self.name}: hpcnet-config-apply failed {APPLY_TRIES} times:\n{tail(text)}")
-            if not labvm.alive(self.vm):
-                raise AssertionError(f"{self.name}: QEMU exited before {milestone}:\n{tail(text)}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{self.name}: no {milestone} ({MILESTONES[milestone]!r}) after "
-                                   f"{timeout:.0f} s; seen {self.seen}; console:\n{tail(text)}")
-            time.sleep(0.5)
+        """Seconds from power-on until ``milestone`` showed on the console."""
+        wait_all([self], milestone, timeout)
+        return self.seen[milestone]
+
+
+def wait_all(boots: list[Boot], milestone: str, timeout: float) -> None:
+    """Wait until every boot showed ``milestone``, looking at all of them in turn, so each one's
+    milestones are stamped when they appear (waiting for one, then the next, stamped the second's
+    at the first's end)."""
+    deadline = time.monotonic() + timeout
+    pending = list(boots)
+    while True:
+        for boot in list(pending):
+            boot.poll()
+            if milestone in boot.seen:
+                pending.remove(boot)
+            else:
+                boot.check(milestone)
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            boot = pending[0]
+            raise TimeoutError(f"{boot.name}: no {milestone} ({MILESTONES[milestone]!r}) after "
+                               f"{timeout:.0f} s; seen {boot.seen}; console:\n{tail(boot.text())}")
+        time.sleep(0.5)
 
 
 def tail(text: str, lines: int = 30) -> str:

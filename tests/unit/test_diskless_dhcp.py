@@ -24,6 +24,11 @@ def test_only_declared_nodes_get_an_answer_and_only_they_boot():
     assert "dhcp-boot=tag:known,tag:ipxe,http://10.11.0.5/hpcnet/boot.ipxe" in boots
 
 
+def test_ipxe_is_told_not_to_wait_for_a_proxydhcp_server():
+    """Without no-pxedhcp, iPXE goes on discovering for ProxyDHCP offers that never come."""
+    assert "dhcp-option=encap:175,176,1b" in _conf(example_pillar())
+
+
 def test_with_discovery_unknown_machines_get_an_address_from_the_range_and_still_no_boot_file():
     lines = _conf(mutate(example_pillar(), "diskless.discovery", {"start": "10.11.0.150", "end": "10.11.0.199"}))
     assert "dhcp-ignore=tag:!known" not in lines

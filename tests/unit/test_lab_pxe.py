@@ -40,3 +40,25 @@ def test_the_end_of_the_apply_is_its_own_line_not_a_failed_one(tmp_path):
     boot.poll()
     assert "applied" in boot.seen
     assert boot.flat().count(pxe.APPLY_FAILED) == 1
+
+
+def test_two_boots_waited_for_together_each_get_their_own_times(tmp_path, monkeypatch):
+    """Waiting for one boot, then the other, stamped the second's milestones at the first's end
+    (seen in the lab: labcn4 'booted' everything at 289 s)."""
+    import threading
+    import time
+
+    monkeypatch.setattr(pxe.labvm, "alive", lambda vm: True)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    slow, quick = _boot(tmp_path / "a", CONSOLE), _boot(tmp_path / "b", CONSOLE + "hpcnet: configuration applied\n")
+    slow.started = quick.started = time.monotonic()
+    done = threading.Timer(1.5, lambda: (tmp_path / "a" / "console.log").write_text(
+        CONSOLE + "hpcnet: configuration applied\n"))
+    done.start()
+    try:
+        pxe.wait_all([slow, quick], "applied", 10)
+    finally:
+        done.cancel()
+    assert slow.seen["applied"] >= 1.5
+    assert quick.seen["applied"] < 1.0

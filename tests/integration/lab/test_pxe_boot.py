@@ -104,9 +104,11 @@ def test_two_registered_vms_boot_at_once_are_accepted_and_apply_their_states(ser
     lab, boots = served
     pair = [pxe.Boot(lab.run, name, mac).power_on() for name, mac in NODES.items()]
     boots.extend(pair)
+    pxe.wait_all(pair, "applied", BOOT_S)
     for boot in pair:
-        boot.wait("applied", BOOT_S)
         print(f"{boot.name}: {boot.seen}")
+    for boot in pair:
+        pxe.answers(lab, boot.name)
     assert set(NODES) <= set(pxe.keys(lab)["minions"])
     rc, leases, _ = lab.exec(SERVER, ["cat", LEASES])
     assert all(mac in leases for mac in NODES.values()), leases
@@ -143,6 +145,7 @@ def test_a_pin_of_the_previous_version_and_a_reboot_boot_that_version(served):
     labcn3.reboot()
     labcn3.wait("applied", BOOT_S)
     print(f"labcn3 (reboot): {labcn3.seen}")
+    pxe.answers(lab, "labcn3")
     cmdline = _node_cmd(lab, "labcn3", "cat /proc/cmdline")
     assert f"/images/{IMAGE}/{first}/" in cmdline, cmdline
     assert "version 2" not in _node_cmd(lab, "labcn3", "cat /etc/motd")
