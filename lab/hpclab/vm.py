@@ -52,12 +52,14 @@ MEMORY_MB = 256  # measured: ~35 MB used idle, salt-call --local fits; 9p page c
 # QEMU 7.2's default TCG translation cache is 1 GiB and fills to ~400 MB under salt-call;
 # 64 MB measured no slower and keeps a VM's RSS near 370 MB.
 TB_MB = 64
-# The guest CPU TCG emulates. With "max" (AVX2, AVX-512...) glibc, Python and OpenSSL take vector
-# code paths that TCG emulates slowly; the plain x86-64 baseline runs the same Python faster.
-# Measured 2026-12-03 here, the same VM each way (/tmp experiment, two runs each): importing
-# salt.config + salt.loader 7.5-8.9 s with qemu64 against 11.2-11.9 s with max, a sha256 and integer
-# loop 5.3-6.1 s against 6.9-7.9 s; Nehalem (SSE4.2) was no better than max.
-CPU = "qemu64"
+# The guest CPU TCG emulates. Directors: "max" (CI's tier ran with it). Diskless VMs: "qemu64":
+# with "max", glibc, Python and OpenSSL take AVX paths TCG emulates slowly; importing salt.config +
+# salt.loader took 7.5-8.9 s with qemu64 against 11.2-11.9 s with max (2026-12-03, side by side).
+# But with qemu64 on the directors the integration tier took 3298 s instead of 2564 s (test_lvs_load
+# 701 s against 122 s, a director missed a ping): their work is the guest kernel's (timers, IPVS,
+# probes), which qemu64 (no TSC-deadline, no x2APIC) makes dearer. So each keeps its own.
+DIRECTOR_CPU = "max"
+PXE_CPU = "qemu64"
 AGENT_PORT = "hpclab.agent"
 # The checkout share's 9p cache mode: "none" shows a replaced file at once, "loose" never does.
 # Uncached, the venv's imports made `salt-call --local test.ping` take 40-46 s of QEMU CPU instead of
@@ -456,7 +458,7 @@ def _kernel_cmdline(hostname: str, nics: list[Nic], gateway: str | None, checkou
 def _qemu_argv(kernel: KernelImage, vmdir: Path, nics: list[Nic], cmdline: str, memory_mb: int,
                checkout: Path | None = REPO) -> list[str]:
     argv = [
-        QEMU, "-machine", "q35", "-accel", f"tcg,tb-size={TB_MB}", "-cpu", CPU, "-smp", "1", "-m", f"{memory_mb}M",
+        QEMU, "-machine", "q35", "-accel", f"tcg,tb-size={TB_MB}", "-cpu", DIRECTOR_CPU, "-smp", "1", "-m", f"{memory_mb}M",
         "-display", "none", "-monitor", "none", "-no-reboot", "-nodefaults",
         "-serial", f"file:{vmdir / 'console.log'}", "-pidfile", str(vmdir / "qemu.pid"),
         "-kernel", str(kernel.vmlinuz), "-initrd", str(kernel.initrd), "-append", cmdline,
@@ -530,7 +532,7 @@ def _pxe_argv(vmdir: Path, nic: Nic, memory_mb: int) -> list[str]:
     the NIC's option ROM, which for QEMU's virtio-net is iPXE (Debian's ipxe-qemu): it asks DHCP
     and boots what the boot server says, as a real node's firmware does."""
     return [
-        QEMU, "-machine", "q35", "-accel", f"tcg,tb-size={TB_MB}", "-cpu", CPU, "-smp", "1", "-m", f"{memory_mb}M",
+        QEMU, "-machine", "q35", "-accel", f"tcg,tb-size={TB_MB}", "-cpu", PXE_CPU, "-smp", "1", "-m", f"{memory_mb}M",
         "-display", "none", "-monitor", "none", "-nodefaults", "-boot", "order=n",
         "-serial", f"file:{vmdir / 'console.log'}", "-pidfile", str(vmdir / "qemu.pid"),
         # SeaBIOS's serial console (no VGA here): the firmware's and iPXE's screen text goes to
