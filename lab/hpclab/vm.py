@@ -458,7 +458,8 @@ def _kernel_cmdline(hostname: str, nics: list[Nic], gateway: str | None, checkou
 def _qemu_argv(kernel: KernelImage, vmdir: Path, nics: list[Nic], cmdline: str, memory_mb: int,
                checkout: Path | None = REPO) -> list[str]:
     argv = [
-        QEMU, "-machine", "q35", "-accel", f"tcg,tb-size={TB_MB}", "-cpu", DIRECTOR_CPU, "-smp", "1", "-m", f"{memory_mb}M",
+        QEMU, "-machine", "q35", "-accel", f"tcg,tb-size={TB_MB}", "-cpu", DIRECTOR_CPU, "-smp", "1",
+        "-m", f"{memory_mb}M",
         "-display", "none", "-monitor", "none", "-no-reboot", "-nodefaults",
         "-serial", f"file:{vmdir / 'console.log'}", "-pidfile", str(vmdir / "qemu.pid"),
         "-kernel", str(kernel.vmlinuz), "-initrd", str(kernel.initrd), "-append", cmdline,
