@@ -89,14 +89,8 @@ def forget(lab, nodes: list[str]) -> None:
 def answers(lab, node: str, timeout: float = 600) -> float:
     """Wait until ``node``'s minion answers the master (a test's first call after a boot must not
     race the minion's connection). Seconds waited."""
-    started = time.monotonic()
-    while True:
-        rc, out, _ = lab.salt([node, "test.ping", "-t", "10"], timeout=60)
-        if rc == 0 and "True" in out:
-            return time.monotonic() - started
-        if time.monotonic() - started > timeout:
-            raise TimeoutError(f"{node}'s minion does not answer after {timeout:.0f} s: {out.strip()}")
-        time.sleep(5)
+    return labsalt.wait_minions(lambda argv, t: lab.exec(lab.topo.master.name, argv, timeout=t), lab.run,
+                                [node], timeout=timeout, progress=lambda _: None, slow=[node])
 
 
 def apply(lab, sls: str, timeout: float = 900) -> dict:

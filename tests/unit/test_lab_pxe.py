@@ -3,6 +3,8 @@ colour codes, systemd's carry colour codes, our own lines come after a login pro
 
 from __future__ import annotations
 
+import threading
+import time
 import types
 
 from hpclab import pxe
@@ -45,9 +47,6 @@ def test_the_end_of_the_apply_is_its_own_line_not_a_failed_one(tmp_path):
 def test_two_boots_waited_for_together_each_get_their_own_times(tmp_path, monkeypatch):
     """Waiting for one boot, then the other, stamped the second's milestones at the first's end
     (seen in the lab: labcn4 'booted' everything at 289 s)."""
-    import threading
-    import time
-
     monkeypatch.setattr(pxe.labvm, "alive", lambda vm: True)
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
