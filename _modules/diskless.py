@@ -74,19 +74,14 @@ def _boot_server_ctx():
 
 def _build(image, log=None):
     spec = _boot_server_ctx().sections["diskless"]
-    wanted = next((i for i in spec.images if i.name == image), None)
-    if wanted is None:
-        raise CommandExecutionError(f"diskless.images: no image named {image!r} "
-                                    f"(declared: {', '.join(i.name for i in spec.images) or 'none'})")
+    try:
+        wanted = hpc_image_build.image_named(spec.images, image)
+    except ValueError as exc:
+        raise CommandExecutionError(str(exc)) from None
     store = hpc_image_build.Store(Path(spec.store))
-    base, packages, bodies = hpc_image_build.inputs(wanted, spec.mirror, hpc_image_build.BOOT_PACKAGES,
-                                                    BUILTIN / "phases", Path(spec.site_scripts), BUILTIN / "base")
-    env = _script_env()
-    plan, merged = hpc_image_build.plan_build(image, base, packages, bodies, store, env)
-    built = store.versions(image)
-    steps = hpc_image_build.changes(plan, store, wanted.keep, hpc_bootmenu.in_use(spec, image, built))
-    runner = hpc_image_build.NativeRunner(store.root / "work", base_files=BUILTIN / "base")
-    return plan, steps, hpc_image_build.Build(plan, store, runner, base, merged, env, log=log or _progress)
+    in_use = hpc_bootmenu.in_use(spec, image, store.versions(image))
+    return hpc_image_build.prepare(wanted, spec.mirror, store, BUILTIN, Path(spec.site_scripts), _script_env(),
+                                   in_use, log=log or _progress)
 
 
 def _script_env():

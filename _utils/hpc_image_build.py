@@ -169,6 +169,29 @@ def plan_build(image: str, base: Mapping[str, object], packages: Mapping[str, Se
     return plan, merged
 
 
+def image_named(images: Sequence[Image], name: str) -> Image:
+    """The pillar's image called ``name``, or an error naming the key and what is declared."""
+    for image in images:
+        if image.name == name:
+            return image
+    declared = ", ".join(i.name for i in images) or "none"
+    raise ValueError(f"diskless.images: no image named {name!r} (declared: {declared})")
+
+
+def prepare(image: Image, mirror: str, store: Store, builtin: Path, site: Path, env: Mapping[str, str],
+            in_use: Iterable[str] = (), log: Callable[[str], None] = print,
+            ) -> tuple[BuildPlan, list[Change], Build]:
+    """One build of ``image``, ready to run: its plan, what it changes (``changes()``) and the
+    ``Build`` that applies them. ``builtin`` holds the built-in ``phases/`` and ``base/`` files;
+    the boot server's ``diskless.build`` and the lab's ``lab image`` both start here, so their
+    phase keys agree."""
+    base, packages, bodies = inputs(image, mirror, BOOT_PACKAGES, builtin / "phases", site, builtin / "base")
+    plan, merged = plan_build(image.name, base, packages, bodies, store, env)
+    steps = changes(plan, store, image.keep, in_use)
+    runner = NativeRunner(store.root / "work", base_files=builtin / "base")
+    return plan, steps, Build(plan, store, runner, base, merged, env, log=log)
+
+
 # ---------------------------------------------------------------- what a run changes
 
 

@@ -38,14 +38,6 @@ def _store(run: Run, spec) -> build.Store:
     return build.Store(labhost.srv_dir(run, spec.server) / store.relative_to("/srv"))
 
 
-def inputs(spec, image: str, site: Path):
-    """``image``'s build inputs as the boot server reads them (its built-ins are the checkout's)."""
-    wanted = next((i for i in spec.images if i.name == image), None)
-    if wanted is None:
-        raise ValueError(f"diskless.images: no image named {image!r}")
-    return wanted, build.inputs(wanted, spec.mirror, build.BOOT_PACKAGES, BUILTIN / "phases", site, BUILTIN / "base")
-
-
 def local_phases(plan, env: dict[str, str]) -> list:
     """The phases of ``plan`` this machine can build with ``env``: up to the first one whose
     scripts name a variable only the boot server knows (the master's address and key)."""
@@ -64,10 +56,8 @@ def prebuild(run: Run, pillar: dict, image: str, log: Callable[[str], None] = pr
     store = _store(run, spec)
     site = run.dir / "images-no-site"  # the lab boot server has no site scripts
     site.mkdir(exist_ok=True)
-    wanted, (base, packages, bodies) = inputs(spec, image, site)
     env = {"HPCNET_PYTHON_REQUIREMENTS": build.node_requirements()}
-    plan, merged = build.plan_build(image, base, packages, bodies, store, env)
+    wanted = build.image_named(spec.images, image)
+    plan, steps, builder = build.prepare(wanted, spec.mirror, store, BUILTIN, site, env, log=log)
     ours = {p.key for p in local_phases(plan, env)}
-    steps = [s for s in build.changes(plan, store, wanted.keep, []) if s.kind == "phase" and s.new in ours]
-    runner = build.NativeRunner(store.root / "work", base_files=BUILTIN / "base")
-    return build.Build(plan, store, runner, base, merged, env, log=log).apply(steps)
+    return builder.apply([s for s in steps if s.kind == "phase" and s.new in ours])

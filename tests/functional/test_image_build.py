@@ -19,6 +19,7 @@ import pytest
 import hpc_image
 import hpc_image_build as build
 from hpc_image_build import BuildError, Store
+from hpc_schema import Image
 
 BUILTIN = {
     "base": {"10_mark": b"#!/bin/sh\necho base > ${ROOT:-}/etc/base-mark\n"},
@@ -236,3 +237,11 @@ def test_the_scripts_download_with_the_build_hosts_trust_store_which_stays_out_o
     files = env.files(plan.version)
     assert files["etc/seen-ca"] == host_store.read_text()
     assert not any(k.startswith("run/") for k in files)
+
+
+def test_an_image_the_pillar_does_not_declare_is_named_with_those_it_does():
+    images = [Image(name="compute"), Image(name="gpu")]
+    assert build.image_named(images, "gpu") is images[1]
+    with pytest.raises(ValueError) as err:
+        build.image_named(images, "login")
+    assert str(err.value) == "diskless.images: no image named 'login' (declared: compute, gpu)"

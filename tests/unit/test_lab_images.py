@@ -11,8 +11,8 @@ from hpclab import images
 
 def _plan(env, site):
     spec = hpc_pillar.load(example_pillar())["diskless"]
-    _, (base, packages, bodies) = images.inputs(spec, "compute", site)
-    return build.plan_build("compute", base, packages, bodies, build.Store(site / "store"), env)[0]
+    image = build.image_named(spec.images, "compute")
+    return build.prepare(image, spec.mirror, build.Store(site / "store"), images.BUILTIN, site, env)[0]
 
 
 def test_the_mirror_phases_built_here_have_the_boot_servers_keys(tmp_path):
