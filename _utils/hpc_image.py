@@ -89,11 +89,13 @@ def _key(previous: str, phase: str, inputs: object) -> str:
 
 def plan(image: str, base_inputs: Mapping[str, object], packages: Mapping[str, Sequence[str]],
          phase_scripts: Mapping[str, Sequence[Script]], cached: Iterable[str],
-         env: Mapping[str, str] | None = None) -> BuildPlan:
+         env: Mapping[str, str] | None = None, files: Mapping[str, object] | None = None) -> BuildPlan:
     """The build of ``image``: ``base_inputs`` (suite, mirror, variant...), ``packages`` per
     module, each phase's scripts (``scripts()``), the cache keys present, and ``env``: what the
     scripts see (the Salt master's address, Salt's version...). A phase's key holds the part of
-    ``env`` its scripts name: a script's output depends on it as much as on its own text."""
+    ``env`` its scripts name: a script's output depends on it as much as on its own text.
+    ``files``: by phase, the digest of the files the builder copies into it before its scripts
+    run (the master's Salt modules, for ``configure``); a phase without any keeps its old key."""
     cached = set(cached)
     phases, key = [], ""
     for name in PHASES:
@@ -104,6 +106,8 @@ def plan(image: str, base_inputs: Mapping[str, object], packages: Mapping[str, S
         else:
             named = {variable for script in own for variable in script.reads}
             inputs["env"] = {k: v for k, v in sorted((env or {}).items()) if k in named}
+        if files and name in files:
+            inputs["files"] = files[name]
         if name == "packages":
             inputs["packages"] = {module: sorted(set(names)) for module, names in sorted(packages.items())}
         key = _key(key, name, inputs)

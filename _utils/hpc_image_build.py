@@ -46,6 +46,8 @@ ARTIFACTS = ("vmlinuz", "initrd.img", "root.squashfs")  # what a version serves,
 # What every image needs to boot diskless, whatever the pillar lists: a kernel, the initramfs the
 # boot script lives in, busybox for its wget and sha256sum, an init (minbase has none), and
 # Python with venv for the salt-minion (post-install/50_salt-minion: Salt from PyPI).
+# By phase: the trees the builder copies into it (a path in the image -> a directory here).
+PhaseFiles = Mapping[str, Mapping[str, Path]]
 BOOT_PACKAGES = ("linux-image-amd64", "initramfs-tools", "busybox", "systemd-sysv", "python3", "python3-venv")
 # What a node's minion needs to run this project's modules, at the versions the boot server's own
 # Salt runs with (docs/install.md pins them in requirements.txt): Salt, and our modules' imports.
@@ -133,12 +135,26 @@ def read_scripts(root: Path) -> dict[str, dict[str, bytes]]:
     return out
 
 
-def tree_digest(root: Path) -> list[list[str]]:
-    """Each file under ``root``: its path, mode and sha256 (what a copy of the tree depends on)."""
+def tree_files(root: Path) -> list[Path]:
+    """The files under ``root`` a copy of it takes: Python's bytecode caches left out (the image
+    compiles its own, with its own interpreter)."""
     if not root.is_dir():
         return []
+    return [p for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.relative_to(root).parts]
+
+
+def tree_digest(root: Path) -> list[list[str]]:
+    """Each file under ``root``: its path, mode and sha256 (what a copy of the tree depends on)."""
     return [[str(p.relative_to(root)), oct(p.stat().st_mode & 0o7777), hashlib.sha256(p.read_bytes()).hexdigest()]
-            for p in sorted(root.rglob("*")) if p.is_file()]
+            for p in tree_files(root)]
+
+
+def copy_tree(src: Path, dest: Path) -> None:
+    """``tree_files(src)`` into ``dest``, with their modes and times."""
+    for path in tree_files(src):
+        target = dest / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
 
 
 def inputs(image: Image, mirror: str, boot_packages: Sequence[str], builtin: Path, site: Path,
@@ -160,11 +176,15 @@ def inputs(image: Image, mirror: str, boot_packages: Sequence[str], builtin: Pat
 
 def plan_build(image: str, base: Mapping[str, object], packages: Mapping[str, Sequence[str]],
                bodies: Mapping[str, Mapping[str, Mapping[str, bytes]]], store: Store,
-               env: Mapping[str, str]) -> tuple[BuildPlan, dict[str, dict[str, bytes]]]:
+               env: Mapping[str, str], files: PhaseFiles | None = None,
+               ) -> tuple[BuildPlan, dict[str, dict[str, bytes]]]:
     """The plan of ``image`` from ``inputs()``'s parts, and each phase's script bodies as that plan
-    runs them (the site's replacing the built-ins of the same name: the one merge rule)."""
+    runs them (the site's replacing the built-ins of the same name: the one merge rule).
+    ``files``: the trees copied into a phase (``Build.files``), hashed into its key."""
     scripts = {p: hpc_image.scripts(p, bodies["builtin"].get(p, {}), bodies["site"].get(p, {})) for p in PHASES}
-    plan = hpc_image.plan(image, base, packages, scripts, store.cached(image), env)
+    digests = {phase: {dest: tree_digest(src) for dest, src in sorted(trees.items())}
+               for phase, trees in (files or {}).items()}
+    plan = hpc_image.plan(image, base, packages, scripts, store.cached(image), env, digests)
     merged = {p: {**bodies["builtin"].get(p, {}), **bodies["site"].get(p, {})} for p in PHASES}
     return plan, merged
 
@@ -179,17 +199,17 @@ def image_named(images: Sequence[Image], name: str) -> Image:
 
 
 def prepare(image: Image, mirror: str, store: Store, builtin: Path, site: Path, env: Mapping[str, str],
-            in_use: Iterable[str] = (), log: Callable[[str], None] = print,
+            in_use: Iterable[str] = (), log: Callable[[str], None] = print, files: PhaseFiles | None = None,
             ) -> tuple[BuildPlan, list[Change], Build]:
     """One build of ``image``, ready to run: its plan, what it changes (``changes()``) and the
     ``Build`` that applies them. ``builtin`` holds the built-in ``phases/`` and ``base/`` files;
     the boot server's ``diskless.build`` and the lab's ``lab image`` both start here, so their
     phase keys agree."""
     base, packages, bodies = inputs(image, mirror, BOOT_PACKAGES, builtin / "phases", site, builtin / "base")
-    plan, merged = plan_build(image.name, base, packages, bodies, store, env)
+    plan, merged = plan_build(image.name, base, packages, bodies, store, env, files)
     steps = changes(plan, store, image.keep, in_use)
     runner = NativeRunner(store.root / "work", base_files=builtin / "base")
-    return plan, steps, Build(plan, store, runner, base, merged, env, log=log)
+    return plan, steps, Build(plan, store, runner, base, merged, env, log=log, files=files or {})
 
 
 # ---------------------------------------------------------------- what a run changes
@@ -240,6 +260,7 @@ class Build:
     scripts: Mapping[str, Mapping[str, bytes]]
     env: Mapping[str, str] = field(default_factory=dict)
     log: Callable[[str], None] = lambda line: None
+    files: PhaseFiles = field(default_factory=dict)  # copied into a phase before its scripts run
 
     def apply(self, steps: Sequence[Change]) -> list[str]:
         """Carry out ``changes()``; returns the steps done, in words. A failure raises BuildError
@@ -272,6 +293,8 @@ class Build:
         try:
             if phase.name == "base":
                 self.runner.bootstrap(tmp, self.base, self.log)
+            for dest, src in sorted(self.files.get(phase.name, {}).items()):
+                copy_tree(src, tmp / dest)  # the phase's upper layer: its scripts see them in place
             bodies = {s.name: self.scripts[phase.name][s.name] for s in phase.scripts}
             if bodies:
                 env = {**self.env, "HPCNET_IMAGE": image, "HPCNET_PHASE": phase.name}

@@ -14,13 +14,14 @@ for sub in ("_utils", "lab"):
         sys.path.insert(0, str(ROOT / sub))
 
 
-def load_runner(name: str, opts: dict | None = None):
-    """``_runners/<name>.py`` as a module of its own (not through Salt's loader), with
-    ``__opts__`` set and its log kept out of Salt's deferred handler (closed streams at exit)."""
+def load_runner(name: str, opts: dict | None = None, kind: str = "runner"):
+    """``_runners/<name>.py`` (or ``_modules/``, with ``kind="module"``) as a module of its own
+    (not through Salt's loader), with ``__opts__`` set and its log kept out of Salt's deferred
+    handler (closed streams at exit)."""
     import importlib.util
     import logging
 
-    spec = importlib.util.spec_from_file_location(f"{name}_runner", ROOT / "_runners" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"{name}_{kind}", ROOT / f"_{kind}s" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.__opts__ = opts or {}

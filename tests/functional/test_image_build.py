@@ -78,16 +78,16 @@ class Env:
     def __init__(self, store: Store, runner, kind: str) -> None:
         self.store, self.runner, self.kind, self.log = store, runner, kind, []
 
-    def plan(self, site=None):
+    def plan(self, site=None, files=None):
         site = site or {}
-        self.bodies = {p: {**BUILTIN.get(p, {}), **site.get(p, {})} for p in hpc_image.PHASES}
-        scripts = {p: hpc_image.scripts(p, BUILTIN.get(p, {}), site.get(p, {})) for p in hpc_image.PHASES}
-        return hpc_image.plan("compute", BASE, {}, scripts, self.store.cached("compute"))
+        bodies = {"builtin": BUILTIN, "site": site}
+        plan, self.bodies = build.plan_build("compute", BASE, {}, bodies, self.store, {}, files)
+        return plan
 
-    def build(self, site=None, keep=3, in_use=()):
-        plan = self.plan(site)
+    def build(self, site=None, keep=3, in_use=(), files=None):
+        plan = self.plan(site, files)
         steps = build.changes(plan, self.store, keep, in_use)
-        b = build.Build(plan, self.store, self.runner, BASE, self.bodies, log=self.log.append)
+        b = build.Build(plan, self.store, self.runner, BASE, self.bodies, log=self.log.append, files=files or {})
         return plan, steps, b.apply(steps)
 
     def files(self, version: str) -> dict[str, str]:
@@ -134,6 +134,27 @@ def test_a_configure_only_change_runs_configure_alone_and_keeps_the_old_version(
     assert env.files(plan.version)["etc/fstab"] == "home /home nfs4\n"
     assert env.files(plan.version)["etc/motd"] == "built\n"  # from the cached post-install layer
     assert env.files(first.version)["etc/fstab"] == "home /home nfs\n"
+
+
+def test_files_the_builder_copies_into_configure_are_in_the_image_and_in_its_key(env, tmp_path):
+    """The master's Salt modules, seeded into ``configure`` (diskless.build): there before its
+    scripts run, without the builder's bytecode; a change to them rebuilds configure alone."""
+    modules = tmp_path / "extmods"
+    (modules / "modules/__pycache__").mkdir(parents=True)
+    (modules / "modules/hpc.py").write_text("V = 1\n")
+    (modules / "modules/__pycache__/hpc.cpython-311.pyc").write_bytes(b"builder's")
+    seen = {"configure": {"30_seen": b"#!/bin/sh\ncat ${ROOT:-}/var/cache/x/modules/hpc.py > ${ROOT:-}/etc/seen\n"}}
+    files = {"configure": {"var/cache/x": modules}}
+    first, _, _ = env.build(site=seen, files=files)
+    image = env.files(first.version)
+    assert image["var/cache/x/modules/hpc.py"] == "V = 1\n" and image["etc/seen"] == "V = 1\n"
+    assert not [k for k in image if "__pycache__" in k]
+    (modules / "modules/hpc.py").write_text("V = 2\n")
+    plan, steps, _ = env.build(site=seen, files=files)
+    assert [(s.kind, s.key) for s in steps] == [("phase", "compute configure"), ("version", plan.version)]
+    assert env.files(plan.version)["etc/seen"] == "V = 2\n"
+    (modules / "modules/__pycache__/hpc.cpython-311.pyc").write_bytes(b"recompiled")
+    assert env.build(site=seen, files=files)[1] == []  # the builder's bytecode is no input
 
 
 def test_a_failed_script_is_named_with_its_output_and_the_version_in_service_is_untouched(env):
