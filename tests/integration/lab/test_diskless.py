@@ -49,9 +49,17 @@ def _seed(lab, versions: list[str]) -> None:
     assert rc == 0, err
 
 
-@pytest.fixture
-def boot_server(lab):
+@pytest.fixture(scope="module")
+def synced(lab):
+    """The checkout's modules on the boot server: ``state.apply <sls>`` does not sync them (only a
+    highstate does). Once for the file (15 s a time in the lab)."""
     assert lab.salt_json([SERVER, "saltutil.sync_all", "-t", "120"], timeout=200)[SERVER]
+    return lab
+
+
+@pytest.fixture
+def boot_server(synced):
+    lab = synced
     try:
         yield lab
     finally:
