@@ -71,13 +71,22 @@ def keys(lab) -> dict[str, list[str]]:
     return json.loads(out)
 
 
-def accepted(lab, node: str) -> bool:
-    """``node``'s key is accepted on the master, seen from this machine without a salt-key run
-    (a Python start each: polled every second, it would take CPU from the VMs being timed). The
-    master writes inside labadm1, so its new keys land in that host's upper layer."""
+def accepted_key(lab, node: str) -> str | None:
+    """``node``'s accepted public key on the master (None: none accepted), seen from this machine
+    without a salt-key run (a Python start each: polled every second, it would take CPU from the
+    VMs being timed). The master writes inside labadm1, so its new keys land in that host's upper
+    layer."""
     minions = labsalt.config_dir(lab.run, "master") / "pki" / "master" / "minions"
     upper = lab.run.dir / "hosts" / lab.topo.master.name / "upper" / minions.relative_to("/")
-    return (upper / node).is_file()
+    try:
+        return (upper / node).read_text()
+    except FileNotFoundError:
+        return None
+
+
+def accepted(lab, node: str) -> bool:
+    """``node``'s key is accepted on the master (``accepted_key``)."""
+    return accepted_key(lab, node) is not None
 
 
 def forget(lab, nodes: list[str]) -> None:

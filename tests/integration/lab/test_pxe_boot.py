@@ -148,11 +148,18 @@ def test_a_pin_of_the_previous_version_and_a_reboot_boot_that_version(served):
     if labcn3 is None:  # this test alone: labcn3 was not booted before; the power-on is its "reset"
         labcn3 = pxe.Boot(lab.run, "labcn3", NODES["labcn3"])
         boots.append(labcn3)
+    old_key = pxe.accepted_key(lab, "labcn3")  # None when this test runs alone
     labcn3.reboot()
     # The image the initrd fetched (and checked against that version's manifest) is the root
     # systemd runs from: once the node has its identity, the version it booted is settled. Its
     # highstate was shown by the pair's boot.
     labcn3.wait("identity", BOOT_S)
-    print(f"labcn3 (reboot): {labcn3.seen}")
     fetched = re.findall(r"hpcnet: fetching (\S+)", labcn3.flat())
     assert fetched and all(f"/images/{IMAGE}/{first}/" in url for url in fetched), fetched
+    # Its RAM root made a new key: the master denies it (the old one is accepted), the reactor
+    # finds the old key's holder silent, deletes it, and accepts the new one at the next try.
+    deadline = time.monotonic() + 300
+    while pxe.accepted_key(lab, "labcn3") in (None, old_key):
+        assert time.monotonic() < deadline, "labcn3's new key not accepted 300 s after its identity"
+        time.sleep(1)
+    print(f"labcn3 (reboot): {labcn3.seen}; new key accepted {time.monotonic() - labcn3.started:.0f} s after power-on")
