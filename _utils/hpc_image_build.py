@@ -43,11 +43,11 @@ from hpc_schema import Image
 STORE = "/srv/hpcnet"
 TMP = ".tmp-"
 ARTIFACTS = ("vmlinuz", "initrd.img", "root.squashfs")  # what a version serves, in manifest order
+# By phase: the trees the builder copies into it (a path in the image -> a directory here).
+PhaseFiles = Mapping[str, Mapping[str, Path]]
 # What every image needs to boot diskless, whatever the pillar lists: a kernel, the initramfs the
 # boot script lives in, busybox for its wget and sha256sum, an init (minbase has none), and
 # Python with venv for the salt-minion (post-install/50_salt-minion: Salt from PyPI).
-# By phase: the trees the builder copies into it (a path in the image -> a directory here).
-PhaseFiles = Mapping[str, Mapping[str, Path]]
 BOOT_PACKAGES = ("linux-image-amd64", "initramfs-tools", "busybox", "systemd-sysv", "python3", "python3-venv")
 # What a node's minion needs to run this project's modules, at the versions the boot server's own
 # Salt runs with (docs/install.md pins them in requirements.txt): Salt, and our modules' imports.
