@@ -14,18 +14,23 @@ for sub in ("_utils", "lab"):
         sys.path.insert(0, str(ROOT / sub))
 
 
-def load_runner(name: str, opts: dict | None = None, kind: str = "runner"):
-    """``_runners/<name>.py`` (or ``_modules/``, with ``kind="module"``) as a module of its own
-    (not through Salt's loader), with ``__opts__`` set and its log kept out of Salt's deferred
-    handler (closed streams at exit)."""
+def load_runner(name: str, opts: dict | None = None):
+    """``_runners/<name>.py`` (``load_extension``)."""
+    return load_extension("_runners", name, opts)
+
+
+def load_extension(directory: str, name: str, opts: dict | None = None):
+    """``<directory>/<name>.py`` (``_runners``, ``_modules``...) as a module of its own (not
+    through Salt's loader), with ``__opts__`` set and its log kept out of Salt's deferred handler
+    (closed streams at exit)."""
     import importlib.util
     import logging
 
-    spec = importlib.util.spec_from_file_location(f"{name}_{kind}", ROOT / f"_{kind}s" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"{name}{directory}", ROOT / directory / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.__opts__ = opts or {}
-    module.log = logging.getLogger(f"test_{name}_runner")
+    module.log = logging.getLogger(f"test_{name}{directory}")
     module.log.propagate = False
     return module
 
