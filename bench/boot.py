@@ -10,7 +10,9 @@ VM prints on its console, and by the master's keys:
     boot_to_highstate_s         one VM: power-on -> hpcnet-config-apply finished (its highstate)
     boot_accepted_s             one VM: power-on -> its minion's key accepted on the master
     boot_<milestone>_s          one VM: power-on -> ipxe, menu, kernel, image (the initramfs starts
-                                fetching the squashfs), systemd, identity (just before the boot's highstate)
+                                fetching the squashfs), systemd, identity (its first contact with
+                                the master starts), key (the node knows its key accepted: the boot's
+                                highstate starts)
     boot_to_highstate_pair_s    two VMs powered on together: the later one's power-on -> highstate
 
 Between boots the nodes are off and their keys deleted (a first boot each time).

@@ -42,6 +42,7 @@ MILESTONES = {
     "image": r"hpcnet: fetching http",
     "systemd": r"Welcome to Debian",
     "identity": r"hpcnet: identity ",
+    "key": r"hpcnet: key accepted",  # hpcnet-first-contact done: the boot's salt-call starts
     "applied": r"hpcnet: configuration applied",
 }
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
