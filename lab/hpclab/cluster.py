@@ -43,6 +43,7 @@ from .registry import LAB_ROOT, REPO, Run
 if str(REPO / "_utils") not in sys.path:
     sys.path.insert(0, str(REPO / "_utils"))
 import hpc_pillar  # noqa: E402
+from . import dns as labdns  # noqa: E402  (imports _utils' hpc_node)
 
 CURRENT = LAB_ROOT / "current"
 DAEMONS = ("sshd", "keepalived", "dnsmasq", "conntrackd", "salt-minion")
@@ -603,7 +604,8 @@ def up(prefix: str | None = None, progress: Progress = print, minion_timeout: fl
     run.record("dir", str(run.dir))
     if compute:
         grow_compute(run, compute)
-    topo = topology(load_pillar(overrides=labsalt.pillar_overrides_dir(run)))
+    pillar = load_pillar(overrides=labsalt.pillar_overrides_dir(run))
+    topo = topology(pillar)
     kernel = labvm.prepare_kernel() if any(n.kind == "vm" for n in topo.nodes.values()) else None
     lab = Lab(run, topo)
     if set_current:
@@ -635,6 +637,9 @@ def up(prefix: str | None = None, progress: Progress = print, minion_timeout: fl
             if node.role == "fw":
                 _setup_firewall(lab, node)
                 step(f"{node.name}: forwarding, nft table {FW_TABLE} drops ib -> wan")
+        dns_host = next(n for n in topo.nodes.values() if n.role == "fw")
+        if labdns.start(lab, pillar, dns_host, _ip_batch):
+            step(f"{dns_host.name}: the site's DNS, {', '.join(labdns.nameservers(pillar))} (hpclab.dns)")
         master = lab.host(topo.master.name)
         _check(lab, master.name, labsalt.etc_link_argv(run, "master", "master"))
         labhost.host_spawn(master, labsalt.master_argv(run), master.dir / "salt-master.log")

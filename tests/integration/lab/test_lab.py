@@ -6,6 +6,7 @@ the private /etc as their lower layer.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import time
 
@@ -45,6 +46,31 @@ def test_compute_node_reaches_firewall_but_not_the_internet(lab):
     assert cluster.fw_drops(lab) >= before + 1  # labfw1 dropped it: ib -> wan is forbidden
     # labinet1 itself is up: the wan side reaches it.
     assert lab_cli(lab, "exec", "labclient1", "ping", "-c1", "-W2", "10.12.0.250").returncode == 0
+
+
+# A host's AAAA lookup of its own name (what Salt's ip_fqdn grain asks at each grains load): /etc/hosts
+# has no IPv6 address for it, so the question goes to the pillar's nameservers.
+AAAA_OF_OWN_NAME = """
+import socket, time
+started = time.monotonic()
+try:
+    socket.getaddrinfo(socket.getfqdn(), None, socket.AF_INET6)
+    print("answered", time.monotonic() - started)
+except socket.gaierror as exc:
+    print(exc.errno, time.monotonic() - started)
+"""
+
+
+@pytest.mark.parametrize("host", ["labcn1", "lablvs1"])
+def test_the_pillars_nameservers_answer_as_a_sites_do(lab, converged, host):
+    """The resolver the states wrote (node.resolver) reaches DNS servers that answer (hpclab.dns):
+    "no IPv6 address for that name" at once, as a site's DNS does, not a 10 s timeout in every
+    grains load of the lab."""
+    rc, out, err = lab.exec(host, ["sh", "-c", "grep -c '^nameserver 10.11.0.10[123]$' /etc/resolv.conf"])
+    assert out.strip() == "3", (out, err)
+    rc, out, err = lab.exec(host, ["python3", "-c", AAAA_OF_OWN_NAME], timeout=60)
+    code, took = out.split()
+    assert int(code) == socket.EAI_NODATA and float(took) < 2.0, (host, out, err)
 
 
 def test_highstate_through_the_master_then_nothing_to_change(lab, converged):
