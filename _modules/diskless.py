@@ -217,7 +217,7 @@ def _menus_dir(spec):
 
 
 def _menus_wanted():
-    """(file name -> contents, problems) for every diskless node whose image has a build."""
+    """(file name -> contents, warnings) for every diskless node whose image has a build."""
     ctx = _boot_server_ctx()
     spec = ctx.sections["diskless"]
     store = hpc_image_build.Store(Path(spec.store))
@@ -227,17 +227,19 @@ def _menus_wanted():
         boots = hpc_bootmenu.resolve(ctx.inventory, spec, BOOT_NETWORK, versions, unbuilt=unbuilt)
     except ValueError as err:
         raise CommandExecutionError(str(err)) from None
-    problems = [f"no image built yet for {', '.join(unbuilt)}: no boot menu (build one: "
-                f"salt {ctx.minion} state.apply diskless.image)"] if unbuilt else []
+    images = " ".join(name for name, built in versions.items() if not built)
+    warnings = [f"no image built yet for {', '.join(unbuilt)}: no boot menu, no network boot until "
+                f"a build (salt-run diskless.build {images}, then a highstate here)"] if unbuilt else []
     base = hpc_diskless.http_base(ctx.host, BOOT_NETWORK)
-    return hpc_bootmenu.menu_files(boots, base, spec.menu_timeout), problems
+    return hpc_bootmenu.menu_files(boots, base, spec.menu_timeout), warnings
 
 
 def menus_changes():
     """
     What writing the boot menus would change under ``<diskless.store>/menus``: a menu added,
-    rewritten or deleted (a node no longer diskless), as the shared plan shape; ``problems``
-    names the nodes that get no menu because their image has no build yet.
+    rewritten or deleted (a node no longer diskless), as the shared plan shape; ``warnings``
+    names the nodes that get no menu because their image has no build yet (a highstate never
+    builds one: that is for ``salt-run diskless.build``).
 
     CLI Example:
 
@@ -245,13 +247,13 @@ def menus_changes():
 
         salt labboot1 diskless.menus_changes
     """
-    want, problems = _menus_wanted()
+    want, warnings = _menus_wanted()
     folder = _menus_dir(_boot_server_ctx().sections["diskless"])
     have = {p.name: p.read_text() for p in folder.glob("*.ipxe")} if folder.is_dir() else {}
     changes = [{"op": "add" if name not in have else "update", "kind": "menu", "key": name}
                for name, text in want.items() if have.get(name) != text]
     changes += [{"op": "delete", "kind": "menu", "key": name} for name in sorted(set(have) - set(want))]
-    return {"changes": changes, "problems": problems}
+    return {"changes": changes, "warnings": warnings}
 
 
 def apply_menus():

@@ -35,7 +35,9 @@ def menus_applied(name):
     """
     Every diskless node has its iPXE boot menu under ``<diskless.store>/menus`` as the pillar
     says (defaults, overrides, pinned versions), and no other node has one. A node whose image
-    has no build yet gets none and the state says so (result False: it cannot boot).
+    has no build yet gets none, and the state warns naming it (Salt's warnings: a highstate
+    never builds an image, so a new boot server's first one is not a failure); a pinned version
+    the boot server does not hold is an error.
 
     .. code-block:: yaml
 

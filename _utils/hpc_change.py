@@ -85,9 +85,13 @@ def as_data(changes: Sequence[Change]) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- the one state shape
 
 # What a plan callable returns: the steps (Change objects, or their as_data() dicts when they came
-# through __salt__), or {"changes": steps, "problems": [...]} when some of what the pillar asks
-# cannot be planned on this host (a user it does not know): reported, and the result is False,
-# but the rest still applies.
+# through __salt__), or {"changes": steps, "problems": [...], "warnings": [...]}:
+# - problems: some of what the pillar asks cannot be planned on this host (a user it does not
+#   know): reported, and the result is False, but the rest still applies;
+# - warnings: what the admin must hear about but that leaves nothing undone here (a diskless
+#   image not built yet: its nodes get no boot menu until a build, which a highstate never
+#   starts). Salt's highstate output shows them in their own colour and counts them; the result
+#   stays what the steps make it.
 Planned = Sequence[Any] | Mapping[str, Sequence[Any]]
 
 
@@ -103,6 +107,15 @@ def _split(planned: Planned) -> tuple[list[Any], list[str]]:
     if isinstance(planned, Mapping):
         return list(planned.get("changes") or []), list(planned.get("problems") or [])
     return list(planned), []
+
+
+def _warn(ret: dict[str, Any], planned: Planned) -> None:
+    """The plan's warnings as Salt's ``warnings`` key (only the latest plan's)."""
+    warnings = list(planned.get("warnings") or []) if isinstance(planned, Mapping) else []
+    if warnings:
+        ret["warnings"] = warnings
+    else:
+        ret.pop("warnings", None)
 
 
 def converge(
@@ -123,7 +136,9 @@ def converge(
     """
     ret: dict[str, Any] = {"name": name, "changes": {}, "result": True, "comment": ""}
     try:
-        steps, problems = _split(plan())
+        planned = plan()
+        steps, problems = _split(planned)
+        _warn(ret, planned)
         if not steps:
             ret["result"] = not problems
             ret["comment"] = "\n".join([f"{what}: nothing to change", *problems])
@@ -133,7 +148,9 @@ def converge(
                        comment="\n".join([f"{what}: {len(steps)} change(s) would be made", *problems]))
             return ret
         failed = list(apply(steps) or [])
-        left, problems = _split(plan())
+        planned = plan()
+        left, problems = _split(planned)
+        _warn(ret, planned)
     except errors as exc:
         ret.update(result=False, comment=f"{what}: {exc}")
         return ret

@@ -117,13 +117,13 @@ def apply(lab, sls: str, timeout: float = 900) -> dict:
 
 def serve(lab) -> list[str]:
     """The image built (its mirror phases by ``lab image`` first) and served by the boot server
-    with every node's lease and menu: ``diskless.image``, then ``diskless`` and ``diskless.boot``.
+    with every node's lease and menu: ``diskless.image``, then ``diskless`` (its boot side included).
     Returns the phases the boot server ran."""
     states = apply(lab, "diskless.image", timeout=1500)
     built = next(s for s in states.values() if s["__id__"] == f"diskless-image-diskless-image_built-{IMAGE}")
     # Each applied step in words, e.g. "add phase compute configure" (hpc_change.converge).
     ran = [line.split()[-1] for line in (built["changes"] or {}).get("applied", []) if line.startswith("add phase")]
-    apply(lab, "diskless,diskless.boot")
+    apply(lab, "diskless")
     return ran
 
 

@@ -1,6 +1,6 @@
 {#- The boot server's HTTP side: lighttpd serves diskless.store under /hpcnet/ (images, the iPXE
-    boot script, each node's menu), TFTP hands iPXE to firmware whose PXE is not iPXE. Applied on
-    its own for now (`state.apply diskless.boot`), until the lab boots a node from it. #}
+    boot script, each node's menu), TFTP hands iPXE to firmware whose PXE is not iPXE. Part of
+    the highstate (diskless/init.sls). #}
 {%- from tpldir ~ "/map.jinja" import diskless, server with context %}
 {%- if server %}
 include:

@@ -130,6 +130,23 @@ def test_problems_are_reported_and_false_but_the_rest_applies():
     assert again["result"] is False and again["changes"] == {}
 
 
+def test_warnings_are_salts_warnings_and_leave_the_result_to_the_steps():
+    host = Host({"a"}, set())
+    unbuilt = ["no image built yet for labcn1: no boot menu"]
+
+    def plan():
+        return {"changes": [c.as_data() for c in host.plan()], "warnings": unbuilt}
+
+    predicted = converge("x", "things", plan, host.apply, test=True)
+    assert predicted["result"] is None and predicted["warnings"] == unbuilt and host.have == set()
+    ret = converge("x", "things", plan, host.apply, test=False)
+    assert ret["result"] is True and ret["changes"] == {"applied": ["add thing a"]}
+    assert ret["warnings"] == unbuilt and "no image" not in ret["comment"]
+    assert converge("x", "things", plan, host.apply, test=False)["warnings"] == unbuilt
+    unbuilt.clear()  # built meanwhile: the latest plan's warnings only
+    assert "warnings" not in converge("x", "things", plan, host.apply, test=False)
+
+
 def test_declared_errors_become_false_with_their_message():
     def plan():
         raise LookupError("nft is not answering")
