@@ -35,6 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
 import hpc_image
 from hpc_change import Change
 from hpc_image import PHASES, BuildPlan, Phase, prune
@@ -52,6 +55,12 @@ BOOT_PACKAGES = ("linux-image-amd64", "initramfs-tools", "busybox", "systemd-sys
 # What a node's minion needs to run this project's modules, at the versions the boot server's own
 # Salt runs with (docs/install.md pins them in requirements.txt): Salt, and our modules' imports.
 NODE_PYTHON_PACKAGES = ("salt", "netaddr", "pydantic", "pyroute2", "ClusterShell")
+# Salt's dependencies a node does without: timelib is published as source only, so installing it
+# took a compiler in the image (an apt-get update, gcc and python3-dev, purged again: 34 of a cold
+# build's 64 s of post-install). Salt imports it only if it is there; without it Salt's
+# `strftime` Jinja filter and user.present's `expire` take timestamps, not date strings
+# (docs/diskless.md: a site script puts it back).
+NODE_SKIPPED = frozenset({"timelib"})
 MARK = "@@hpcnet "  # the phase driver's own lines in its output, between the scripts' lines
 
 
@@ -493,9 +502,26 @@ _BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 
 
 def node_requirements() -> str:
-    """``name==version`` of each of NODE_PYTHON_PACKAGES as installed here (the builder's own Salt
-    environment), space-separated: what a node's /opt/salt gets."""
-    return " ".join(f"{name}=={importlib.metadata.version(name)}" for name in NODE_PYTHON_PACKAGES)
+    """``name==version`` of each of NODE_PYTHON_PACKAGES and of everything they require, as
+    installed here (the builder's own Salt environment), space-separated: what a node's
+    /opt/salt gets, installed as is (``pip install --no-deps``): the node runs the versions the
+    boot server runs, with no dependency resolution at build time. NODE_SKIPPED are left out."""
+    pinned: dict[str, str] = {}
+    todo = list(NODE_PYTHON_PACKAGES)
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in pinned or name in NODE_SKIPPED:
+            continue
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            raise RuntimeError(f"a node's Python needs {name}, which this Salt environment lacks") from None
+        pinned[name] = f"{dist.metadata['Name']}=={dist.version}"
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return " ".join(pinned[name] for name in sorted(pinned))
 
 
 def _proxy_env() -> dict[str, str]:
