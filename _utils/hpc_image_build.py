@@ -504,8 +504,11 @@ _BASE_ENV = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 def node_requirements() -> str:
     """``name==version`` of each of NODE_PYTHON_PACKAGES and of everything they require, as
     installed here (the builder's own Salt environment), space-separated: what a node's
-    /opt/salt gets, installed as is (``pip install --no-deps``): the node runs the versions the
-    boot server runs, with no dependency resolution at build time. NODE_SKIPPED are left out."""
+    /opt/salt gets, installed as is (``uv pip install --no-deps``): the node runs the versions the
+    boot server runs, with no dependency resolution at build time. NODE_SKIPPED are left out.
+    Environment markers are this Python's: a boot server whose Salt runs on another Python than
+    the image's python3 may list what the node does not need (harmless) or miss what it does
+    (the node's Salt then fails to import it, at its first highstate)."""
     pinned: dict[str, str] = {}
     todo = list(NODE_PYTHON_PACKAGES)
     while todo:
