@@ -121,6 +121,11 @@ def _published_rechecks(bus: events.Watch) -> list[dict]:
                     and e["data"].get("fun") == "ipvs.recheck")
 
 
+def _recheck_returns(bus: events.Watch) -> list[dict]:
+    return bus.seen(lambda e: e["tag"].startswith("salt/job/") and "/ret/" in e["tag"]
+                    and e["data"].get("fun") == "ipvs.recheck")
+
+
 def test_a_dead_sshd_is_taken_out_by_both_directors_and_comes_back(pool):
     """Both directors see it and say so: their tables agree, the master publishes no job."""
     lab = pool
@@ -196,7 +201,10 @@ def test_a_director_that_did_not_see_it_is_made_to_re_probe(pool):
                 assert lab.exec(FRONTEND, ["service", "ssh", "start"])[0] == 0
             assert health.wait_for(lambda e: e["tag"] == f"hpc/lvs/health/{ADDRESS}/up"
                                    and e["data"]["id"] == "lablvs1", 15)
-            assert _recheck_says(jobs, silent, True, 120), f"{silent} was not asked again when labfe2 came back"
+            assert _recheck_says(jobs, silent, True, 120), (
+                f"{silent} was not asked again when labfe2 came back; rechecks published "
+                f"{[(e['data'].get('tgt'), e['data'].get('arg')) for e in _published_rechecks(jobs)]}, "
+                f"returned {[(e['data'].get('id'), e['data'].get('return')) for e in _recheck_returns(jobs)]}")
             assert _weights_become(lab, [FULL, FULL], 30) == [FULL, FULL]
     finally:
         with events.watch(lab, "", seconds=120) as late:
