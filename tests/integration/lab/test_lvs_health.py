@@ -121,9 +121,12 @@ def _published_rechecks(bus: events.Watch) -> list[dict]:
                     and e["data"].get("fun") == "ipvs.recheck")
 
 
+def _is_recheck_return(e: dict) -> bool:
+    return e["tag"].startswith("salt/job/") and "/ret/" in e["tag"] and e["data"].get("fun") == "ipvs.recheck"
+
+
 def _recheck_returns(bus: events.Watch) -> list[dict]:
-    return bus.seen(lambda e: e["tag"].startswith("salt/job/") and "/ret/" in e["tag"]
-                    and e["data"].get("fun") == "ipvs.recheck")
+    return bus.seen(_is_recheck_return)
 
 
 def test_a_dead_sshd_is_taken_out_by_both_directors_and_comes_back(pool):
@@ -166,8 +169,7 @@ def test_a_dead_sshd_is_taken_out_by_both_directors_and_comes_back(pool):
 
 def _recheck_says(bus: events.Watch, director: str, up: bool, timeout: float) -> dict | None:
     """``director``'s return of an ipvs.recheck whose verdict on labfe2 is ``up``, waiting."""
-    return bus.wait_for(lambda e: e["tag"].startswith("salt/job/") and "/ret/" in e["tag"]
-                        and e["data"].get("fun") == "ipvs.recheck" and e["data"].get("id") == director
+    return bus.wait_for(lambda e: _is_recheck_return(e) and e["data"].get("id") == director
                         and (e["data"].get("return") or {}).get(ADDRESS, {}).get("up") is up, timeout)
 
 
