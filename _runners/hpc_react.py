@@ -18,7 +18,7 @@ import salt.cache
 import salt.client
 import salt.utils.event
 
-from hpc_synced import hpc_batch, hpc_lvs_load, hpc_signed, hpc_types
+from hpc_synced import hpc_batch, hpc_lvs_load, hpc_reactor_memory, hpc_signed, hpc_types
 
 log = logging.getLogger(__name__)
 __virtualname__ = "hpc_react"
@@ -41,20 +41,15 @@ LOAD_BATCH = 1.0
 REVIVE = {"keepalived": "keepalived.revive"}
 
 
-_CLIENT: dict = {}  # one LocalClient per reactor process: making one costs ~0.1 s per reaction
+_CLIENT: dict = {}  # one LocalClient until the reactor's next client refresh: making one costs ~0.1 s
 _CLIENT_LOCK = threading.Lock()
-# The last state each director reported for each real server ({address: {director: "up"|"down"}}),
-# for the life of the reactor process: a director whose last word already matches a report is not
-# silent (it said so earlier, outside the window); one that never reported a server holds it up.
-# Lost on a master restart: a director left at down is then not asked on an up claim, and its own
-# probes bring the server back (rise); a down claim asks it, the safe side.
-_LAST_SEEN: dict[str, dict[str, str]] = {}
+# Each director's last report per real server, and the reweighers' memory, live in
+# hpc_reactor_memory: a dict here would be emptied by the reactor's client refresh (its module
+# docstring says why). A director whose last word already matches a report is not silent (it said
+# so earlier, outside the window); one that never reported a server holds it up. Lost on a master
+# restart: a director left at down is then not asked on an up claim, and its own probes bring the
+# server back (rise); a down claim asks it, the safe side.
 RECHECKED = "rechecked"  # asked to re-probe, verdict unknown here: the next claim either way asks it again
-_LAST_SEEN_LOCK = threading.Lock()
-# One hpc_lvs_load.Reweigher per load policy (a pillar edit starts a new memory), for the life
-# of the reactor process.
-_REWEIGHERS: dict = {}
-_REWEIGHERS_LOCK = threading.Lock()
 
 
 def __virtual__():
@@ -228,8 +223,8 @@ def lvs_health(tag, data, window=AGREE_WINDOW):
     address, state = ([*tag.split("/")[3:], "", ""])[:2]
     if state not in ("up", "down"):
         return {"acted": False, "minion": verdict.minion, "reason": f"not a health report: {tag}"}
-    with _LAST_SEEN_LOCK:
-        _LAST_SEEN.setdefault(address, {})[verdict.minion] = state
+    with hpc_reactor_memory.LAST_SEEN_LOCK:
+        hpc_reactor_memory.LAST_SEEN.setdefault(address, {})[verdict.minion] = state
     # One batch per state, not per server: a director cut off from its real servers reports them
     # all at once, and each job costs a TCG director seconds of CPU (CI, 2026-12-03: a director
     # busy with a queue of rechecks answered a job only after 120 s).
@@ -242,9 +237,9 @@ def lvs_health(tag, data, window=AGREE_WINDOW):
         reported.setdefault(server, []).append(reporter)
     asked: dict[tuple[str, ...], list[str]] = {}
     withdrawn = []
-    with _LAST_SEEN_LOCK:
+    with hpc_reactor_memory.LAST_SEEN_LOCK:
         for server, by in reported.items():
-            last = _LAST_SEEN.get(server, {})
+            last = hpc_reactor_memory.LAST_SEEN.get(server, {})
             # A director that said the opposite since (its probes flapped, e.g. a TCG director
             # starved of CPU timing out) withdrew its claim: no director is asked on its word.
             if all(last.get(r) != state for r in by):
@@ -263,10 +258,10 @@ def lvs_health(tag, data, window=AGREE_WINDOW):
         reason = "every director says so" if not withdrawn else "withdrawn by its reporter"
         log.info("hpc: %s: %s (%s reported it now)", tag, reason, ",".join(reporters))
         return {"acted": False, "reporters": reporters, "reason": reason, "withdrawn": sorted(withdrawn)}
-    with _LAST_SEEN_LOCK:  # its verdict comes back in a job's return, not a report: unknown
+    with hpc_reactor_memory.LAST_SEEN_LOCK:  # its verdict comes back in a job's return, not a report: unknown
         for silent, servers in asked.items():
             for server in servers:
-                _LAST_SEEN.setdefault(server, {}).update(dict.fromkeys(silent, RECHECKED))
+                hpc_reactor_memory.LAST_SEEN.setdefault(server, {}).update(dict.fromkeys(silent, RECHECKED))
     jids = {}
     for silent, servers in sorted(asked.items()):
         jids[",".join(silent)] = jid = _publish(list(silent), "ipvs.recheck", tgt_type="list",
@@ -279,8 +274,8 @@ def lvs_health(tag, data, window=AGREE_WINDOW):
 
 
 def _reweigher(policy):
-    with _REWEIGHERS_LOCK:
-        return _REWEIGHERS.setdefault(policy, hpc_lvs_load.Reweigher(policy))
+    with hpc_reactor_memory.REWEIGHERS_LOCK:
+        return hpc_reactor_memory.REWEIGHERS.setdefault(policy, hpc_lvs_load.Reweigher(policy))
 
 
 def lvs_load(tag, data, batch=LOAD_BATCH):

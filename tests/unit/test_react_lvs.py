@@ -26,7 +26,7 @@ TAG = "hpc/lvs/health/10.12.0.22/down"
 def master(monkeypatch):
     """The runner as the lab's master would run it: lablvs1 and lablvs2 are the directors."""
     calls = {"published": [], "fired": []}
-    monkeypatch.setattr(react, "_LAST_SEEN", {})
+    monkeypatch.setattr(react.hpc_reactor_memory, "LAST_SEEN", {})
     monkeypatch.setattr(react, "_verified",
                         lambda tag, data: Verdict(True, data["signer"], "verified", data["signer"]))
     monkeypatch.setattr(react, "_directors", lambda minion: ["lablvs1", "lablvs2"])
@@ -137,7 +137,7 @@ LOAD_TAG = "hpc/lvs/load/{}"
 @pytest.fixture
 def pool(master, monkeypatch):
     """As the master's pillar cache has it: labfe[1-3] are the real servers, the example policy."""
-    monkeypatch.setattr(react, "_REWEIGHERS", {})
+    monkeypatch.setattr(react.hpc_reactor_memory, "REWEIGHERS", {})
     lvs = {"directors": "lablvs[1-2]", "load": {"min_interval": 30},
            "services": [{"real_servers": [{"host": f"labfe{i}"} for i in (1, 2, 3)]}]}
     monkeypatch.setattr(react, "_lvs_pillar", lambda minion: lvs)
