@@ -6,7 +6,8 @@
 3. per-user policy routing with real traffic: chosen users leave through the NAT router, others
    are dropped by the firewall;
 4. the fault scenarios, shown as they happen: an IB link flap on a compute node drops its
-   policy routes and the beacon -> reactor -> heal path puts them back; the master NAT router
+   policy routes, the node's hpc_link beacon puts them back itself, and the master's reactor
+   (beacon event -> policy_routing.heal) finds nothing left to do; the master NAT router
    loses its link and a running flow carries on through the backup;
 5. the SSH login pool: logins through the VIP spread over the frontends, a frontend's sshd
    killed and taken out by both directors within a second, a drain, and the master director's
@@ -29,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "lab"), str(ROOT / "_utils")]
 
-from hpclab import cluster, logins, paths, pxe  # noqa: E402
+from hpclab import cluster, events, logins, paths, pxe  # noqa: E402
 from hpclab import salt as labsalt  # noqa: E402
 
 DIRECTORS = ("lablvs1", "lablvs2")
@@ -112,19 +113,34 @@ def routes(lab: cluster.Lab, host: str) -> str:
 
 
 def flap_scenario(lab: cluster.Lab) -> None:
-    say("fault: `lab flap labcn1 ib0` (an IPoIB interface bounces, as at GSI)")
+    say("fault: labcn1's ib0 goes down and up (an IPoIB interface bounces, as at GSI)")
     print("  table 201 before:\n    " + routes(lab, "labcn1").replace("\n", "\n    "))
-    lab.flap("labcn1", "ib0")
-    start = time.monotonic()
-    print("  right after the flap: " + (routes(lab, "labcn1") or "(table 201 is empty: the kernel dropped the routes)"))
-    while time.monotonic() - start < 30:
-        if "default" in routes(lab, "labcn1"):
-            print(f"  healed after {time.monotonic() - start:.2f} s, no human action "
-                  "(hpc_link beacon -> reactor -> policy_routing.heal):")
-            print("    " + routes(lab, "labcn1").replace("\n", "\n    "))
+    with events.watch(lab, "hpc/net/", seconds=60) as bus:
+        lab.exec("labcn1", ["ip", "link", "set", "ib0", "down"])
+        print("  ib0 down: " + (routes(lab, "labcn1") or "table 201 is empty (the kernel dropped its routes)"))
+        up = time.monotonic()
+        lab.exec("labcn1", ["ip", "link", "set", "ib0", "up"])
+        while "default" not in routes(lab, "labcn1") and time.monotonic() - up < 30:
+            time.sleep(0.01)
+        back = time.monotonic() - up
+        lab.restore_default_route("labcn1")  # the site's own network configuration would (lab/README.md)
+        if "default" not in routes(lab, "labcn1"):
+            print("  NOT healed within 30 s: see `lab salt-run routing.status`")
             return
-        time.sleep(0.05)
-    print("  NOT healed within 30 s: see `lab salt-run routing.status`")
+        print(f"  ib0 up: the routes are back within {back:.2f} s of `ip link set ib0 up`, no human action:\n    "
+              + routes(lab, "labcn1").replace("\n", "\n    "))
+        link = bus.wait_for(lambda e: e["tag"] == "hpc/net/link/ib0/up" and e["data"].get("id") == "labcn1", 20)
+        restored = bus.wait_for(lambda e: e["tag"] == "hpc/net/routes/restored" and e["data"].get("id") == "labcn1", 20)
+    local = ((link or {}).get("data", {}).get("data") or {}).get("local") or {}
+    if local.get("changes"):
+        print(f"  put back by labcn1 itself (its hpc_link beacon's local heal, no master needed): "
+              f"{len(local['changes'])} route(s) in {local.get('seconds', 0) * 1000:.1f} ms")
+    if restored:
+        done = restored["data"].get("data", {})
+        print("  then the master: hpc/net/link/ib0/up (signed) -> reactor -> policy_routing.heal on labcn1: "
+              + (f"{len(done['changes'])} change(s)" if done.get("changes") else "nothing left to change"))
+    else:
+        print("  the master's heal (hpc/net/routes/restored) was not seen within 20 s")
 
 
 def weights(lab: cluster.Lab) -> dict[str, list[int]]:
