@@ -62,6 +62,23 @@ def _menu(lab, node: str) -> str:
     return out
 
 
+def _lease(lab, mac: str) -> str | None:
+    """``mac``'s newest line in the boot server's leases (``expiry mac ip name client-id``), or None."""
+    text = lab.exec(SERVER, ["sh", "-c", f"cat {LEASES} 2>/dev/null || true"])[1].lower()
+    return max((line for line in text.splitlines() if f" {mac} " in line), key=lambda line: int(line.split()[0]),
+               default=None)
+
+
+def _new_lease(lab, mac: str, before: str | None, timeout: float, boot: pxe.Boot) -> list[str]:
+    """``mac``'s lease once it differs from ``before`` (a lease from an earlier boot does not
+    count: a new one has a new expiry): [expiry, mac, ip, name, ...]."""
+    deadline = time.monotonic() + timeout
+    while (line := _lease(lab, mac)) in (None, before):
+        assert time.monotonic() < deadline, f"no new lease for {mac} in {timeout:.0f} s: {pxe.tail(boot.text())}"
+        time.sleep(1)
+    return line.split()
+
+
 @pytest.fixture(scope="module")
 def served(lab, image_prebuild):
     """The inventory with labcn[3-4], the image built (version V1) and served, their leases and
@@ -86,7 +103,7 @@ def served(lab, image_prebuild):
 
 def test_an_unregistered_machine_gets_no_lease_and_no_key(served):
     lab, boots = served
-    before = pxe.keys(lab)
+    before, lease = pxe.keys(lab), _lease(lab, STRANGER[1])  # a reused lab may hold the registration test's
     stranger = pxe.Boot(lab.run, *STRANGER)
     boots.append(stranger.power_on())
     stranger.wait("ipxe", 120)
@@ -96,8 +113,7 @@ def test_an_unregistered_machine_gets_no_lease_and_no_key(served):
         assert time.monotonic() < deadline, pxe.tail(stranger.text())
         time.sleep(1)
     stranger.power_off()
-    rc, leases, _ = lab.exec(SERVER, ["sh", "-c", f"cat {LEASES} 2>/dev/null || true"])
-    assert STRANGER[1] not in leases.lower(), leases
+    assert _lease(lab, STRANGER[1]) == lease
     assert pxe.keys(lab) == before
 
 
@@ -166,10 +182,6 @@ def test_a_pin_of_the_previous_version_and_a_reboot_boot_that_version(served):
     print(f"labcn3 (reboot): {labcn3.seen}; new key accepted {time.monotonic() - labcn3.started:.0f} s after power-on")
 
 
-def _leases(lab) -> str:
-    return lab.exec(SERVER, ["sh", "-c", f"cat {LEASES} 2>/dev/null || true"])[1].lower()
-
-
 def test_a_machine_registered_from_its_discovery_lease_gets_its_own_menu(served):
     """Seed 002's registration, for real: with ``diskless.discovery`` on, a machine the inventory
     does not know gets an address from the range and no boot file; ``salt-run diskless.register``
@@ -190,13 +202,11 @@ def test_a_machine_registered_from_its_discovery_lease_gets_its_own_menu(served)
     stranger = pxe.Boot(lab.run, *STRANGER)
     try:
         pxe.apply(lab, "diskless")
+        before = _lease(lab, STRANGER[1])
         boots.append(stranger.power_on())  # powered off by the module's end, whatever happens here
-        deadline = time.monotonic() + 180
-        while STRANGER[1] not in _leases(lab):
-            assert time.monotonic() < deadline, f"no discovery lease for {STRANGER[1]}: {pxe.tail(stranger.text())}"
-            time.sleep(1)
-        # The address it got is from the discovery range, and no boot file came with it.
-        assert re.search(rf"{STRANGER[1]} 10\.11\.0\.1[5-9]\d ", _leases(lab)), _leases(lab)
+        # An address from the discovery range, and no boot file with it (iPXE has nothing to chain).
+        lease = _new_lease(lab, STRANGER[1], before, 180, stranger)
+        assert re.fullmatch(r"10\.11\.0\.1[5-9]\d", lease[2]), lease
         stranger.power_off()  # its firmware would retry every minute: nothing more to see
 
         rc, shown, text = salt_run(lab, "diskless.register", "labcn[5-6]", "cn", "image=compute")
@@ -207,14 +217,15 @@ def test_a_machine_registered_from_its_discovery_lease_gets_its_own_menu(served)
         rc, subject, _ = lab.exec(master, [*git, "log", "-1", "--format=%s"])
         assert subject.strip() == (f"Register labcn5 ({STRANGER[1]}, 10.11.0.45) from the boot server's DHCP "
                                    "leases"), subject
-        assert lab.exec(master, [*git, "status", "--porcelain"])[1].strip() == ""
+        assert lab.exec(master, [*git, "status", "--porcelain", "cluster.sls"])[1].strip() == ""
 
         pxe.apply(lab, "diskless")
         assert "vmlinuz" in _menu(lab, "labcn5")
+        before = _lease(lab, STRANGER[1])
         stranger.power_on()
         stranger.wait("menu", 180)
         assert re.search(r"menus/labcn5\.ipxe\.\.\. ok", stranger.flat()), pxe.tail(stranger.text())
-        assert re.search(rf"{STRANGER[1]} 10\.11\.0\.45 labcn5", _leases(lab)), _leases(lab)
+        assert _new_lease(lab, STRANGER[1], before, 30, stranger)[2:4] == ["10.11.0.45", "labcn5"]
     finally:
         stranger.power_off()
         lab.exec(master, ["rm", "-rf", f"{overrides}/.git"])
