@@ -142,7 +142,13 @@ class Supervisor(threading.Thread):
         return bool(failing) and all(failing.values())
 
     def transition(self, address: str, port: int, change: str, result: hpc_health.Probe) -> None:
-        """Weight 0 (or back) in this director's table now, then the event (from the sender)."""
+        """Weight 0 (or back) in this director's table now, then the event (from the sender).
+        Nothing once this supervisor was stopped: a prober whose probe was in flight when a
+        module refresh replaced its supervisor would otherwise act beside its successor's. A
+        likely source of one change reported twice, seen once in the lab (2026-12-04, seconds
+        after a module refresh: the second report said "no change")."""
+        if self.stopped.is_set():
+            return
         up = change == "up"
         try:
             applied = self.salt["ipvs.set_health"](address, up, detail=result.detail)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -58,6 +59,10 @@ def sources(lab: Lab, first: str, count: int, iface: str = "eth1", prefix: int =
         lab.exec(CLIENT, ["ip", "-force", "-batch", "-"], stdin=lines.replace("addr add", "addr del"))
 
 
+# (lab prefix, session name) -> the stop file of the session opened last under that name
+_STOPS: dict[tuple[str, str], str] = {}
+
+
 def vip_holders(lab: Lab) -> list[str]:
     """The directors that hold the SSH VIP now (one, unless a failover is under way)."""
     return [d for d in DIRECTORS if f" {VIP}/" in lab.exec(d, ["ip", "-4", "-o", "addr", "show"])[1]]
@@ -70,7 +75,9 @@ def open_session(lab: Lab, name: str, ticks: int, every: float = 0.2, source: st
     is returned. A session that breaks ends early, or with ssh's error and a non-zero rc. It also
     ends, cleanly (rc=0), at the first tick after ``end_session`` on the frontend it runs on."""
     out = f"/tmp/{lab.prefix}-session-{name}.out"
-    stop = _stop_file(lab, name)
+    # A stop file of its own: one an earlier session of that name left on a reused lab (root's,
+    # which the session's user cannot remove from /tmp) would end this one at once.
+    stop = _STOPS[(lab.prefix, name)] = f"/tmp/{lab.prefix}-session-{name}-{time.time_ns()}.stop"
     remote = f"i=0; while [ $i -lt {ticks} ] && [ ! -e {stop} ]; do i=$((i+1)); echo $i; sleep {every}; done"
     argv = " ".join(f"'{a}'" for a in ssh_argv(source, remote, vip=vip))
     rc, _, err = lab.exec(CLIENT, ["sh", "-c", f"({argv}; echo rc=$?) > {out} 2>&1 &"])
@@ -82,11 +89,8 @@ def session_result(lab: Lab, out: str) -> list[str]:
     return lab.exec(CLIENT, ["cat", out])[1].splitlines()
 
 
-def _stop_file(lab: Lab, name: str) -> str:
-    return f"/tmp/{lab.prefix}-session-{name}.stop"
-
-
 def end_session(lab: Lab, name: str, host: str) -> None:
-    """Have session ``name``, open on frontend ``host``, end at its next tick (as a user logs out)."""
-    rc, _, err = lab.exec(host, ["touch", _stop_file(lab, name)])
+    """Have session ``name`` (opened by this process), open on frontend ``host``, end at its next
+    tick (as a user logs out)."""
+    rc, _, err = lab.exec(host, ["touch", _STOPS[(lab.prefix, name)]])
     assert rc == 0, err

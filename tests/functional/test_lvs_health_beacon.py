@@ -10,6 +10,7 @@ import logging
 import socket
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from testlib import ROOT
@@ -203,6 +204,17 @@ def test_one_supervisor_per_minion_a_new_config_replaces_the_old_one(monkeypatch
     monkeypatch.setattr(beacon, "__salt__", Minion(1).functions(), raising=False)
     beacon.beacon([{"interval": 0.5}])
     assert len(started) == 1 and started[0].conf["interval"] == 0.5 and started[0].conf["fall"] == 2
+
+
+def test_a_replaced_supervisor_s_last_probe_changes_nothing_and_reports_nothing(director):
+    """A module refresh stops the supervisor while one of its probes is in flight: that probe's
+    verdict is its successor's to act on, not this one's (the table changed once, one report)."""
+    sshd, minion, supervisor = director
+    assert wait_for(lambda: supervisor.probers, 1.0)
+    supervisor.stopped.set()
+    supervisor.transition("127.0.0.1", sshd.port, "down", SimpleNamespace(detail="refused"))
+    time.sleep(0.1)
+    assert minion.calls == [] and supervisor.sent == []
 
 
 def test_bad_settings_are_refused():
