@@ -13,6 +13,9 @@ import pwd
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 
 @dataclass(frozen=True)
 class Resolved:

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 
 def merged(config: Any) -> dict[str, Any]:
     """The settings of a beacon's configuration, list form or dict form, as one dict (later

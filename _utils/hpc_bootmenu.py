@@ -21,6 +21,9 @@ from hpc_inventory import Host
 from hpc_schema import BootOverride, Diskless, Image
 from hpc_types import expand
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 IMAGES_PATH = "images"  # under the boot server's HTTP root: images/<image>/<version>/
 KERNEL, INITRD, ROOT = "vmlinuz", "initrd.img", "root.squashfs"
 

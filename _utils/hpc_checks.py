@@ -19,6 +19,9 @@ from hpc_inventory import Host, expand_groups
 from hpc_schema import ANY_HOST, Parsed, PillarError, join_path
 from hpc_types import expand
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 Inventory = dict[str, Host] | None  # None: nodes did not parse, so host references go unchecked
 RESERVED_TABLES = {"local", "main", "default", "unspec"}
 

@@ -29,6 +29,9 @@ from hpc_inventory import Host
 from hpc_schema import PillarError, PillarInvalid, parse_sections
 from hpc_types import expand
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 log = logging.getLogger("hpc_context")
 CONTEXT_KEY = "hpc_context"
 

@@ -12,6 +12,9 @@ from hpc_bootmenu import BOOT_SCRIPT
 from hpc_inventory import Host
 from hpc_schema import Diskless, Network
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 TFTP_ROOT = "/srv/tftp"
 BOOT_NETWORK = "admin"  # seed 001: deployment runs on the administration network
 HTTP_PATH = "hpcnet"  # http://<boot server>/hpcnet/ serves diskless.store

@@ -21,6 +21,9 @@ from hpc_change import Change
 from hpc_inventory import Host
 from hpc_schema import Lvs
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 LABEL = "lo:hpcvip"  # marks the VIPs we put on lo
 ARP = {"arp_ignore": 1, "arp_announce": 2}
 

@@ -21,6 +21,9 @@ from hpc_inventory import Host
 from hpc_routing import DEFAULT, Route, RoutingState, Rule
 from hpc_schema import Lvs, NatReturn, Network
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 RT_TABLES_NAME = "hpcnet-frontend.conf"  # beside policy routing's own file: neither empties the other's
 
 

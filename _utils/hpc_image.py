@@ -30,6 +30,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 PHASES = ("base", "install", "packages", "post-install", "configure")
 VERSION_DIGITS = 12  # hpc_schema.ImageVersion
 

@@ -43,6 +43,9 @@ from hpc_change import Change
 from hpc_image import PHASES, BuildPlan, Phase, prune
 from hpc_schema import Image
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 STORE = "/srv/hpcnet"
 TMP = ".tmp-"
 ARTIFACTS = ("vmlinuz", "initrd.img", "root.squashfs")  # what a version serves, in manifest order

@@ -13,6 +13,9 @@ import netaddr
 from hpc_schema import NodeGroup, PillarError, join_path
 from hpc_types import expand
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 
 @dataclass(frozen=True)
 class HostInterface:

@@ -24,6 +24,9 @@ from hpc_inventory import Host
 from hpc_schema import Lvs, LvsService
 from hpc_types import expand
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 SUBSYSTEM = "ipvs"  # its hpc_applied record: the table applied and the services we own
 PROTOCOLS = ("tcp", "udp", "fwmark")
 FORWARDS = ("nat", "dr", "tun")

@@ -10,6 +10,9 @@ from hpc_inventory import Host
 from hpc_schema import Keepalived, VrrpInstance
 from hpc_types import expand
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 DEFAULT_PRIORITY = 100
 NOTIFY = "/etc/keepalived/hpc-notify"
 

@@ -25,6 +25,9 @@ from typing import Any
 
 from hpc_ipvs import Table
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 SUBSYSTEM = "ipvs_overrides"  # its hpc_applied record on a director: health, drains, load
 
 

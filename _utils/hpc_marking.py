@@ -23,6 +23,9 @@ from typing import Any
 
 from hpc_change import Change
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 TABLE = "hpcnet_mark"
 FAMILY = "inet"
 CHAIN = ("route", "output", -150, "accept")  # type, hook, priority (mangle), policy

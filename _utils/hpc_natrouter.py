@@ -21,6 +21,9 @@ from hpc_inventory import Host
 from hpc_schema import NatRouter, Network
 from hpc_types import expand
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 FAMILY = "inet"
 TABLE = "hpcnet_nat"
 FORWARDING = {"net.ipv4.ip_forward": 1}

@@ -11,6 +11,9 @@ from typing import Any
 from hpc_inventory import Host, hosts_of
 from hpc_schema import HostsFile, Mount, Resolver
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 HEADER = "# Managed by Salt (hpcnet {what}) from the cluster pillar: local edits are overwritten.\n"
 
 

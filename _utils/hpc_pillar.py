@@ -12,6 +12,9 @@ from hpc_checks import check
 from hpc_inventory import Host, expand_groups
 from hpc_schema import PillarError, PillarInvalid, parse_sections
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 __all__ = ["PillarError", "PillarInvalid", "validate", "load", "inventory", "report"]
 
 

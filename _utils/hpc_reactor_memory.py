@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import threading
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 # The last state each LVS director reported for each real server:
 # {address: {director: "up" | "down" | RECHECKED}} (hpc_react.lvs_health).
 LAST_SEEN: dict[str, dict[str, str]] = {}

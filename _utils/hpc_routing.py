@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING
 from hpc_change import Change
 from hpc_types import expand
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 if TYPE_CHECKING:
     from hpc_schema import PolicyRouting
 

@@ -29,6 +29,9 @@ from hpc_routing import (
     state_from_data,
 )
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 RT_TABLES_FILE = Path("/etc/iproute2/rt_tables.d/hpcnet.conf")
 LOCK = "/run/hpcnet-policy-routing.lock"  # every apply of policy routing on a host holds it
 SUBSYSTEM = "policy_routing"  # its hpc_applied record

@@ -46,6 +46,9 @@ from hpc_types import (
     expand,
 )
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 # Schedulers built into Debian 12's kernel (CONFIG_IP_VS_*=m): ip_vs_<name>.ko
 IPVS_SCHEDULERS = ("rr", "wrr", "lc", "wlc", "fo", "ovf", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "twos")
 ANY_HOST = "*"  # in Parsed.shadow: a node group whose hosts cannot be known failed to parse

@@ -33,6 +33,9 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 AUTH = "hpc_auth"
 # Where the master records an event or key it refused (the reactions in _runners/ fire it).
 REJECTED = "hpc/security/rejected"

@@ -15,6 +15,9 @@ import netaddr
 from ClusterShell.NodeSet import NodeSet, NodeSetException
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict
 
+if __name__.startswith("salt.loaded."):  # Salt's own __utils__ loader: skipped quietly (docs/core.md, 5)
+    raise ImportError("an hpc helper, imported through hpc_synced")
+
 
 class Model(BaseModel):
     """Base of every pillar model: unknown keys are errors (a typo must not pass silently)."""
