@@ -222,14 +222,12 @@ def _menus_wanted():
     spec = ctx.sections["diskless"]
     store = hpc_image_build.Store(Path(spec.store))
     versions = {i.name: store.versions(i.name) for i in spec.images}
-    unbuilt = []
+    unbuilt: dict[str, str] = {}
     try:
         boots = hpc_bootmenu.resolve(ctx.inventory, spec, BOOT_NETWORK, versions, unbuilt=unbuilt)
     except ValueError as err:
         raise CommandExecutionError(str(err)) from None
-    images = " ".join(name for name, built in versions.items() if not built)
-    warnings = [f"no image built yet for {', '.join(unbuilt)}: no boot menu, no network boot until "
-                f"a build (salt-run diskless.build {images}, then a highstate here)"] if unbuilt else []
+    warnings = hpc_bootmenu.unbuilt_warnings(unbuilt)
     base = hpc_diskless.http_base(ctx.host, BOOT_NETWORK)
     return hpc_bootmenu.menu_files(boots, base, spec.menu_timeout), warnings
 

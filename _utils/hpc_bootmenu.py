@@ -49,10 +49,11 @@ def _override_of(name: str, overrides_hosts: Sequence[frozenset[str]]) -> int | 
 
 
 def resolve(inventory: Mapping[str, Host], spec: Diskless, network: str,
-            versions: Mapping[str, Sequence[str]], unbuilt: list[str] | None = None) -> dict[str, NodeBoot]:
+            versions: Mapping[str, Sequence[str]], unbuilt: dict[str, str] | None = None) -> dict[str, NodeBoot]:
     """Every diskless node's resolved menu. ValueError naming the pillar key when an image has no
     version to boot or a pinned version was never built (or was pruned). With ``unbuilt`` (a
-    list), a node whose unpinned image has no build yet is left out and named there instead."""
+    dict), a node whose unpinned image has no build yet is left out and put there instead
+    (node -> that image)."""
     overrides_hosts = [frozenset(expand(o.nodes)) for o in spec.overrides]  # once, not per node
     images = {i.name: i for i in spec.images}
     out = {}
@@ -71,7 +72,7 @@ def resolve(inventory: Mapping[str, Host], spec: Diskless, network: str,
         built = list(versions.get(image, ()))
         if version is None:
             if not built and unbuilt is not None:
-                unbuilt.append(name)
+                unbuilt[name] = image
                 continue
             if not built:
                 raise ValueError(f"diskless.images[{image}]: no version built yet (needed by {name})")
@@ -143,6 +144,17 @@ def in_use(spec: Diskless, image: str, built: Sequence[str]) -> set[str]:
 
 MENUS_PATH = "menus"  # under the boot server's HTTP root: menus/<node>.ipxe
 BOOT_SCRIPT = "boot.ipxe"
+
+
+def unbuilt_warnings(unbuilt: Mapping[str, str]) -> list[str]:
+    """What the boot server says about the nodes ``resolve`` left out (node -> its image): the
+    nodes, and a build of just the images they need (an image no node boots is not named)."""
+    if not unbuilt:
+        return []
+    images = sorted(set(unbuilt.values()))
+    builds = ", ".join(f"salt-run diskless.build {image}" for image in images)
+    return [f"no image built yet for {', '.join(sorted(unbuilt))}: no boot menu, no network boot until "
+            f"a build ({builds}, then a highstate here)"]
 
 
 def menu_files(boots: Mapping[str, NodeBoot], base: str, timeout: int) -> dict[str, str]:

@@ -95,16 +95,29 @@ def test_pruning_keeps_every_pinned_version_and_the_one_before_it():
 
 
 def test_nodes_whose_image_has_no_build_are_named_instead_of_failing_when_asked():
-    unbuilt: list[str] = []
+    unbuilt: dict[str, str] = {}
     pillar = example_pillar()
     boots = hpc_bootmenu.resolve(hpc_pillar.inventory(pillar), hpc_pillar.load(pillar)["diskless"], "admin", {},
                                  unbuilt=unbuilt)
-    assert boots == {} and unbuilt == ["labcn1", "labcn2"]
+    assert boots == {} and unbuilt == {"labcn1": "compute", "labcn2": "compute"}
     # A pinned version the boot server lacks is a pillar mistake: still an error.
     pinned = mutate(example_pillar(), "diskless.images.0.version", "compute-ffffffffffff")
     with pytest.raises(ValueError, match=r"^diskless\.images\[compute\]\.version: "):
         hpc_bootmenu.resolve(hpc_pillar.inventory(pinned), hpc_pillar.load(pinned)["diskless"], "admin", {},
-                             unbuilt=[])
+                             unbuilt={})
+
+
+def test_the_unbuilt_warning_names_the_nodes_and_only_the_images_they_boot():
+    """A site declares compute and gpu; with neither built, the example's nodes need only compute."""
+    pillar = example_pillar()
+    pillar["diskless"]["images"].append({"name": "gpu", "suite": "bookworm", "packages": ["openssh-server"]})
+    spec = hpc_pillar.load(pillar)["diskless"]
+    unbuilt: dict[str, str] = {}
+    hpc_bootmenu.resolve(hpc_pillar.inventory(pillar), spec, "admin", {}, unbuilt=unbuilt)
+    assert hpc_bootmenu.unbuilt_warnings(unbuilt) == [
+        "no image built yet for labcn1, labcn2: no boot menu, no network boot until a build "
+        "(salt-run diskless.build compute, then a highstate here)"]
+    assert hpc_bootmenu.unbuilt_warnings({}) == []
 
 
 def test_each_node_gets_its_own_menu_file_and_the_boot_script_chains_to_it_by_name():
