@@ -197,8 +197,8 @@ def test_a_machine_registered_from_its_discovery_lease_gets_its_own_menu(served)
     assert discovery != diskless_sls, "diskless.sls changed: update this test"
     lab.set_pillar("diskless.sls", discovery)
     # The pillar's git repository: the overrides directory, holding the inventory (add_nodes).
-    assert lab.exec(master, ["sh", "-c", f"{' '.join(git)} init -q && {' '.join(git)} add cluster.sls && "
-                                         f"{' '.join(git)} commit -qm 'the lab inventory'"])[0] == 0
+    for step in (["init", "-q"], ["add", "cluster.sls"], ["commit", "-qm", "the lab inventory"]):
+        assert lab.exec(master, [*git, *step])[0] == 0, step
     stranger = pxe.Boot(lab.run, *STRANGER)
     try:
         pxe.apply(lab, "diskless")
